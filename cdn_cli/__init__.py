@@ -1,0 +1,1 @@
+"""The ``cdn`` operator command line: one module per command group."""

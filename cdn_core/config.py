@@ -1,0 +1,651 @@
+"""The overlay's one configuration file, validated eagerly into a frozen dataclass tree.
+
+:func:`load_config` is pure: it takes the parsed TOML mapping (and the directory that relative
+paths are resolved against) and returns a :class:`Config`, or raises :class:`ConfigError` naming
+the dotted key path and the bad value. An unknown key is an error, never silently ignored.
+Sizes accept ``"256MiB"`` and durations ``"30s"`` / ``"250ms"``.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import os.path
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from cdn_core.errors import ConfigError
+from cdn_core.units import parse_duration, parse_size
+
+T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?"
+)
+
+
+class Role(enum.Enum):
+    EDGE = "edge"
+    SHIELD = "shield"
+
+
+class ShieldPolicy(enum.Enum):
+    NEAREST = "nearest"
+    HASH = "hash"
+    NONE = "none"
+
+
+class RoutingPolicy(enum.Enum):
+    LATENCY = "latency"
+    ROUND_ROBIN = "round-robin"
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsConfig:
+    zone: str
+    listen: HostPort
+    ttl_s: int = 20
+    answers: int = 1
+    admin: HostPort | None = None
+    policy: RoutingPolicy = RoutingPolicy.LATENCY
+    switch_margin_ms: float = 5.0
+    switch_margin_ratio: float = 0.1
+    overload_spill_share: float = 0.5
+    stale_after_s: float = 10.0
+    rate_limit_qps: float = 2000.0
+    rate_limit_burst: float = 4000.0
+    ns_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OriginConfig:
+    name: str
+    hostnames: tuple[str, ...]
+    url: str
+    shield_policy: ShieldPolicy = ShieldPolicy.NEAREST
+    probe_path: str = "/"
+
+    @property
+    def address(self) -> HostPort:
+        parts = urlsplit(self.url)
+        default = 443 if parts.scheme == "https" else 80
+        return HostPort(parts.hostname or "", parts.port or default)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeConfig:
+    name: str
+    role: Role
+    region: str
+    listen: HostPort
+    admin: HostPort
+    public_address: str
+    capacity_rps: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientNetwork:
+    name: str
+    region: str
+    prefixes: tuple[IPNetwork, ...]
+    probe: HostPort
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheConfig:
+    memory_bytes: int = 256 * 1024**2
+    max_object_bytes: int = 64 * 1024**2
+    heuristic_fraction: float = 0.1
+    max_heuristic_s: float = 86400.0
+    hit_for_miss_s: float = 120.0
+    coalesce_wait_s: float = 10.0
+    stale_grace_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyConfig:
+    connect_timeout_s: float = 3.0
+    first_byte_timeout_s: float = 15.0
+    between_bytes_timeout_s: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    max_request_body_bytes: int = 16 * 1024**2
+    upstream_pool_size: int = 100
+    keepalive_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeConfig:
+    interval_s: float = 1.0
+    timeout_s: float = 1.0
+    window: int = 8
+    down_after: int = 3
+    up_after: int = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlPlaneConfig:
+    heartbeat_interval_s: float = 1.0
+    node_ttl_s: float = 3.0
+    purge_log_maxlen: int = 100_000
+    purge_wait_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfig:
+    ca_file: str
+    cert_file: str
+    key_file: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverlayConfig:
+    switch_margin_ms: float = 5.0
+    switch_margin_ratio: float = 0.1
+    detour_margin_ms: float = 20.0
+    degraded_loss: float = 0.2
+    hop_limit: int = 4
+    auth_max_skew_s: float = 30.0
+    tls: TlsConfig | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabConfig:
+    """The ``[lab]`` section: the emulated WAN of ``cdn lab`` (round-trip times in ms)."""
+
+    intra_region_rtt_ms: float = 4.0
+    rtt_ms: Mapping[frozenset[str], float] = field(default_factory=dict)
+    origin_region: str = ""
+    redis: str = "auto"
+
+    def rtt_between(self, a: str, b: str) -> float:
+        if a == b:
+            return self.intra_region_rtt_ms
+        return self.rtt_ms.get(frozenset((a, b)), 0.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    cluster: str
+    control_plane: str
+    secret_file: str
+    dns: DnsConfig
+    origins: tuple[OriginConfig, ...]
+    nodes: tuple[NodeConfig, ...]
+    client_networks: tuple[ClientNetwork, ...] = ()
+    cache: CacheConfig = CacheConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    probe: ProbeConfig = ProbeConfig()
+    controlplane: ControlPlaneConfig = ControlPlaneConfig()
+    overlay: OverlayConfig = OverlayConfig()
+    lab: LabConfig | None = None
+
+    def node(self, name: str) -> NodeConfig:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        known = ", ".join(n.name for n in self.nodes)
+        raise ConfigError("nodes", name, f"no node of that name (known: {known})")
+
+    def nodes_with_role(self, role: Role) -> tuple[NodeConfig, ...]:
+        return tuple(n for n in self.nodes if n.role is role)
+
+    def origin_for_host(self, host: str) -> OriginConfig | None:
+        name = host.lower().rstrip(".")
+        for origin in self.origins:
+            if name in origin.hostnames:
+                return origin
+        return None
+
+
+# -- the reader ------------------------------------------------------------------------------
+
+
+class _Section:
+    """A view of one TOML table that records which keys were read, to reject the rest."""
+
+    def __init__(self, data: object, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(path or "<root>", data, "expected a table")
+        self.data: Mapping[str, Any] = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def raw(self, name: str, default: object = None, *, required: bool = False) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            if required:
+                raise ConfigError(self.key(name), None, "is required")
+            return default
+        return self.data[name]
+
+    def get(self, name: str, convert: Callable[[object], T], default: T) -> T:
+        self.seen.add(name)
+        if name not in self.data:
+            return default
+        return self._convert(name, convert)
+
+    def need(self, name: str, convert: Callable[[object], T]) -> T:
+        self.seen.add(name)
+        if name not in self.data:
+            raise ConfigError(self.key(name), None, "is required")
+        return self._convert(name, convert)
+
+    def _convert(self, name: str, convert: Callable[[object], T]) -> T:
+        value = self.data[name]
+        try:
+            return convert(value)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(self.key(name), value, str(exc)) from None
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), self.data[unknown[0]], "unknown key")
+
+
+@contextmanager
+def _section(data: object, path: str) -> Iterator[_Section]:
+    section = _Section(data, path)
+    yield section
+    section.finish()
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _name(value: object) -> str:
+    text = _str(value)
+    if not _NAME.fullmatch(text):
+        raise ValueError("expected a name of letters, digits, '-', '_' or '.'")
+    return text
+
+
+def _int(low: int, high: int | None = None) -> Callable[[object], int]:
+    def convert(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("expected an integer")
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"expected an integer from {low} to {high or 'any'}")
+        return value
+
+    return convert
+
+
+def _float(low: float, high: float | None = None) -> Callable[[object], float]:
+    def convert(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("expected a number")
+        if value < low or (high is not None and value > high):
+            raise ValueError(
+                f"expected a number from {low} to {high if high is not None else 'any'}"
+            )
+        return float(value)
+
+    return convert
+
+
+def _duration(value: object) -> float:
+    return parse_duration(value)
+
+
+def _positive_duration(value: object) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("expected a duration above zero")
+    return seconds
+
+
+def _size(value: object) -> int:
+    return parse_size(value)
+
+
+def _enum(kind: type[enum.Enum]) -> Callable[[object], Any]:
+    def convert(value: object) -> Any:
+        try:
+            return kind(value)
+        except ValueError:
+            choices = " | ".join(str(m.value) for m in kind)
+            raise ValueError(f"expected one of {choices}") from None
+
+    return convert
+
+
+def _host_port(value: object) -> HostPort:
+    text = _str(value)
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^:\[\]]+):([0-9]{1,5})", text)
+    if match is None:
+        raise ValueError("expected host:port, such as '127.0.1.1:8080' or '[::1]:8080'")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 < port < 65536:
+        raise ValueError("port must be from 1 to 65535")
+    return HostPort(host, port)
+
+
+def _hostname(value: object) -> str:
+    text = _str(value).lower()
+    if not _HOSTNAME.fullmatch(text):
+        raise ValueError("expected a DNS hostname")
+    return text.rstrip(".")
+
+
+def _ip(value: object) -> str:
+    text = _str(value)
+    return str(ipaddress.ip_address(text))
+
+
+def _url(value: object) -> str:
+    text = _str(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    try:
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        raise ValueError("the URL's port is not a number from 0 to 65535") from None
+    return text.rstrip("/")
+
+
+def _control_plane(value: object) -> str:
+    text = _str(value)
+    if text != "memory" and urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected a redis:// URL or 'memory'")
+    return text
+
+
+def _list(convert: Callable[[object], T], *, min_len: int = 1) -> Callable[[object], tuple[T, ...]]:
+    def convert_list(value: object) -> tuple[T, ...]:
+        if not isinstance(value, list):
+            raise ValueError("expected a list")
+        if len(value) < min_len:
+            raise ValueError(f"expected at least {min_len} item(s)")
+        return tuple(convert(item) for item in value)
+
+    return convert_list
+
+
+def _network(value: object) -> IPNetwork:
+    return ipaddress.ip_network(_str(value), strict=False)
+
+
+def _resolve(path: str, base_dir: str | None) -> str:
+    if base_dir is None or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(base_dir, path))
+
+
+def _tables(data: Mapping[str, Any], name: str) -> list[tuple[str, object]]:
+    value = data.get(name, [])
+    if not isinstance(value, list):
+        raise ConfigError(name, value, "expected an array of tables ([[...]])")
+    return [(f"{name}[{i}]", item) for i, item in enumerate(value)]
+
+
+def _load_dns(data: object) -> DnsConfig:
+    with _section(data, "dns") as s:
+        return DnsConfig(
+            zone=s.need("zone", _hostname),
+            listen=s.need("listen", _host_port),
+            ttl_s=s.get("ttl_s", _int(0, 86400), 20),
+            answers=s.get("answers", _int(1, 16), 1),
+            admin=s.get("admin", _host_port, None),
+            policy=s.get("policy", _enum(RoutingPolicy), RoutingPolicy.LATENCY),
+            switch_margin_ms=s.get("switch_margin_ms", _float(0), 5.0),
+            switch_margin_ratio=s.get("switch_margin_ratio", _float(0, 10), 0.1),
+            overload_spill_share=s.get("overload_spill_share", _float(0, 1), 0.5),
+            stale_after_s=s.get("stale_after", _positive_duration, 10.0),
+            rate_limit_qps=s.get("rate_limit_qps", _float(1), 2000.0),
+            rate_limit_burst=s.get("rate_limit_burst", _float(1), 4000.0),
+            ns_address=s.get("ns_address", _ip, None),
+        )
+
+
+def _load_origin(path: str, data: object) -> OriginConfig:
+    with _section(data, path) as s:
+        return OriginConfig(
+            name=s.need("name", _name),
+            hostnames=s.need("hostnames", _list(_hostname)),
+            url=s.need("url", _url),
+            shield_policy=s.get("shield_policy", _enum(ShieldPolicy), ShieldPolicy.NEAREST),
+            probe_path=s.get("probe_path", _str, "/"),
+        )
+
+
+def _load_node(path: str, data: object) -> NodeConfig:
+    with _section(data, path) as s:
+        listen = s.need("listen", _host_port)
+        return NodeConfig(
+            name=s.need("name", _name),
+            role=s.need("role", _enum(Role)),
+            region=s.need("region", _name),
+            listen=listen,
+            admin=s.need("admin", _host_port),
+            public_address=s.get("public_address", _ip, listen.host),
+            capacity_rps=s.get("capacity_rps", _float(1), None),
+        )
+
+
+def _load_client_network(path: str, data: object) -> ClientNetwork:
+    with _section(data, path) as s:
+        return ClientNetwork(
+            name=s.need("name", _name),
+            region=s.need("region", _name),
+            prefixes=s.need("prefixes", _list(_network)),
+            probe=s.need("probe", _host_port),
+        )
+
+
+def _load_cache(data: object) -> CacheConfig:
+    d = CacheConfig()
+    with _section(data, "cache") as s:
+        config = CacheConfig(
+            memory_bytes=s.get("memory_bytes", _size, d.memory_bytes),
+            max_object_bytes=s.get("max_object_bytes", _size, d.max_object_bytes),
+            heuristic_fraction=s.get("heuristic_fraction", _float(0, 1), 0.1),
+            max_heuristic_s=s.get("max_heuristic", _duration, 86400.0),
+            hit_for_miss_s=s.get("hit_for_miss", _duration, 120.0),
+            coalesce_wait_s=s.get("coalesce_wait", _positive_duration, 10.0),
+            stale_grace_s=s.get("stale_grace", _duration, 0.0),
+        )
+    if config.max_object_bytes > config.memory_bytes:
+        raise ConfigError(
+            "cache.max_object_bytes", config.max_object_bytes, "is larger than cache.memory_bytes"
+        )
+    return config
+
+
+def _load_proxy(data: object) -> ProxyConfig:
+    d = ProxyConfig()
+    with _section(data, "proxy") as s:
+        return ProxyConfig(
+            connect_timeout_s=s.get("connect_timeout", _positive_duration, d.connect_timeout_s),
+            first_byte_timeout_s=s.get(
+                "first_byte_timeout", _positive_duration, d.first_byte_timeout_s
+            ),
+            between_bytes_timeout_s=s.get(
+                "between_bytes_timeout", _positive_duration, d.between_bytes_timeout_s
+            ),
+            max_header_bytes=s.get("max_header_bytes", _size, d.max_header_bytes),
+            max_request_body_bytes=s.get("max_request_body_bytes", _size, d.max_request_body_bytes),
+            upstream_pool_size=s.get("upstream_pool_size", _int(1, 100_000), d.upstream_pool_size),
+            keepalive_timeout_s=s.get("keepalive_timeout", _positive_duration, 30.0),
+        )
+
+
+def _load_probe(data: object) -> ProbeConfig:
+    with _section(data, "probe") as s:
+        config = ProbeConfig(
+            interval_s=s.get("interval", _positive_duration, 1.0),
+            timeout_s=s.get("timeout", _positive_duration, 1.0),
+            window=s.get("window", _int(1, 1000), 8),
+            down_after=s.get("down_after", _int(1, 100), 3),
+            up_after=s.get("up_after", _int(1, 100), 2),
+        )
+    if config.interval_s > 2.0:
+        raise ConfigError("probe.interval", config.interval_s, "must be at most 2s")
+    return config
+
+
+def _load_controlplane(data: object) -> ControlPlaneConfig:
+    d = ControlPlaneConfig()
+    with _section(data, "controlplane") as s:
+        config = ControlPlaneConfig(
+            heartbeat_interval_s=s.get("heartbeat_interval", _positive_duration, 1.0),
+            node_ttl_s=s.get("node_ttl", _positive_duration, 3.0),
+            purge_log_maxlen=s.get("purge_log_maxlen", _int(100), d.purge_log_maxlen),
+            purge_wait_timeout_s=s.get("purge_wait_timeout", _positive_duration, 5.0),
+        )
+    if config.node_ttl_s <= config.heartbeat_interval_s:
+        raise ConfigError(
+            "controlplane.node_ttl",
+            config.node_ttl_s,
+            "must exceed controlplane.heartbeat_interval",
+        )
+    return config
+
+
+def _load_overlay(data: object, base_dir: str | None) -> OverlayConfig:
+    with _section(data, "overlay") as s:
+        tls_data = s.raw("tls")
+        tls = None
+        if tls_data is not None:
+            with _section(tls_data, "overlay.tls") as t:
+                tls = TlsConfig(
+                    ca_file=_resolve(t.need("ca_file", _str), base_dir),
+                    cert_file=_resolve(t.need("cert_file", _str), base_dir),
+                    key_file=_resolve(t.need("key_file", _str), base_dir),
+                )
+        return OverlayConfig(
+            switch_margin_ms=s.get("switch_margin_ms", _float(0), 5.0),
+            switch_margin_ratio=s.get("switch_margin_ratio", _float(0, 10), 0.1),
+            detour_margin_ms=s.get("detour_margin_ms", _float(0), 20.0),
+            degraded_loss=s.get("degraded_loss", _float(0, 1), 0.2),
+            hop_limit=s.get("hop_limit", _int(1, 16), 4),
+            auth_max_skew_s=s.get("auth_max_skew", _positive_duration, 30.0),
+            tls=tls,
+        )
+
+
+def _load_lab(data: object, regions: set[str]) -> LabConfig:
+    with _section(data, "lab") as s:
+        pairs: dict[frozenset[str], float] = {}
+        rtt_data = s.raw("rtt_ms", {})
+        with _section(rtt_data, "lab.rtt_ms") as r:
+            for pair in list(r.data):
+                a, sep, b = pair.partition("-")
+                if not sep or a not in regions or b not in regions or a == b:
+                    raise ConfigError(
+                        f"lab.rtt_ms.{pair}", r.data[pair], "expected a key 'A-B' of two regions"
+                    )
+                pairs[frozenset((a, b))] = r.need(pair, _float(0, 10_000))
+        return LabConfig(
+            intra_region_rtt_ms=s.get("intra_region_rtt_ms", _float(0, 10_000), 4.0),
+            rtt_ms=pairs,
+            origin_region=s.get("origin_region", _name, ""),
+            redis=s.get("redis", _str, "auto"),
+        )
+
+
+def _check_unique(items: tuple[Any, ...], attr: str, path: str) -> None:
+    seen: set[object] = set()
+    for i, item in enumerate(items):
+        value = getattr(item, attr)
+        if value in seen:
+            raise ConfigError(f"{path}[{i}].{attr}", value, "is a duplicate")
+        seen.add(value)
+
+
+def _check_cross(config: Config) -> None:
+    _check_unique(config.origins, "name", "origins")
+    _check_unique(config.nodes, "name", "nodes")
+    _check_unique(config.client_networks, "name", "client_networks")
+    hosts: set[str] = set()
+    for i, origin in enumerate(config.origins):
+        for host in origin.hostnames:
+            if host in hosts:
+                raise ConfigError(f"origins[{i}].hostnames", host, "is served by two origins")
+            hosts.add(host)
+    addresses: dict[HostPort, str] = {config.dns.listen: "dns.listen"}
+    for i, node in enumerate(config.nodes):
+        for attr in ("listen", "admin"):
+            address = getattr(node, attr)
+            if address in addresses:
+                raise ConfigError(
+                    f"nodes[{i}].{attr}", str(address), f"is also {addresses[address]}"
+                )
+            addresses[address] = f"nodes[{i}].{attr}"
+    edges = [n for n in config.nodes if n.role is Role.EDGE]
+    if not edges:
+        raise ConfigError("nodes", len(config.nodes), "needs at least one node with role = 'edge'")
+    ports = {n.listen.port for n in edges}
+    if len(ports) > 1:
+        raise ConfigError(
+            "nodes", sorted(ports), "every edge must listen on the same port (DNS carries no port)"
+        )
+
+
+def load_config(data: Mapping[str, Any], *, base_dir: str | None = None) -> Config:
+    """Validate a parsed TOML document into a :class:`Config`.
+
+    Args:
+        data: the document, as ``tomllib.loads`` returns it.
+        base_dir: the directory relative paths (``secret_file``, TLS files) are resolved in.
+
+    Returns:
+        The frozen configuration tree.
+
+    Raises:
+        ConfigError: naming the dotted key path and the bad value.
+    """
+    with _section(data, "") as root:
+        nodes = tuple(_load_node(p, d) for p, d in _tables(data, "nodes"))
+        root.seen.update(("nodes", "origins", "client_networks"))
+        regions = {n.region for n in nodes}
+        cluster = root.need("cluster", _name)
+        origins = tuple(_load_origin(p, d) for p, d in _tables(data, "origins"))
+        if not origins:
+            raise ConfigError("origins", [], "needs at least one [[origins]] table")
+        lab_data = root.raw("lab")
+        config = Config(
+            cluster=cluster,
+            control_plane=root.need("control_plane", _control_plane),
+            secret_file=_resolve(root.need("secret_file", _str), base_dir),
+            dns=_load_dns(root.raw("dns", required=True)),
+            origins=origins,
+            nodes=nodes,
+            client_networks=tuple(
+                _load_client_network(p, d) for p, d in _tables(data, "client_networks")
+            ),
+            cache=_load_cache(root.raw("cache", {})),
+            proxy=_load_proxy(root.raw("proxy", {})),
+            probe=_load_probe(root.raw("probe", {})),
+            controlplane=_load_controlplane(root.raw("controlplane", {})),
+            overlay=_load_overlay(root.raw("overlay", {}), base_dir),
+            lab=None if lab_data is None else _load_lab(lab_data, regions),
+        )
+    _check_cross(config)
+    return config
