@@ -97,6 +97,19 @@ class NodeConfig:
     admin: HostPort
     public_address: str
     capacity_rps: float | None = None
+    # Where the sockets really bind, when it differs from the advertised address (NAT, a load
+    # balancer, or the lab's WAN relays); and the source address of outgoing connections.
+    bind: HostPort | None = None
+    admin_bind: HostPort | None = None
+    source_address: str | None = None
+
+    @property
+    def listen_bind(self) -> HostPort:
+        return self.bind or self.listen
+
+    @property
+    def admin_listen_bind(self) -> HostPort:
+        return self.admin_bind or self.admin
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,6 +459,9 @@ def _load_node(path: str, data: object) -> NodeConfig:
             admin=s.need("admin", _host_port),
             public_address=s.get("public_address", _ip, listen.host),
             capacity_rps=s.get("capacity_rps", _float(1), None),
+            bind=s.get("bind", _host_port, None),
+            admin_bind=s.get("admin_bind", _host_port, None),
+            source_address=s.get("source_address", _ip, None),
         )
 
 
