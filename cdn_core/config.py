@@ -157,6 +157,8 @@ class ControlPlaneConfig:
     node_ttl_s: float = 3.0
     purge_log_maxlen: int = 100_000
     purge_wait_timeout_s: float = 5.0
+    shield_ack_wait_s: float = 2.0
+    state_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -411,6 +413,10 @@ def _resolve(path: str, base_dir: str | None) -> str:
     return os.path.normpath(os.path.join(base_dir, path))
 
 
+def _resolve_opt(path: str | None, base_dir: str | None) -> str | None:
+    return None if path is None else _resolve(path, base_dir)
+
+
 def _tables(data: Mapping[str, Any], name: str) -> list[tuple[str, object]]:
     value = data.get(name, [])
     if not isinstance(value, list):
@@ -526,7 +532,7 @@ def _load_probe(data: object) -> ProbeConfig:
     return config
 
 
-def _load_controlplane(data: object) -> ControlPlaneConfig:
+def _load_controlplane(data: object, base_dir: str | None) -> ControlPlaneConfig:
     d = ControlPlaneConfig()
     with _section(data, "controlplane") as s:
         config = ControlPlaneConfig(
@@ -534,6 +540,8 @@ def _load_controlplane(data: object) -> ControlPlaneConfig:
             node_ttl_s=s.get("node_ttl", _positive_duration, 3.0),
             purge_log_maxlen=s.get("purge_log_maxlen", _int(100), d.purge_log_maxlen),
             purge_wait_timeout_s=s.get("purge_wait_timeout", _positive_duration, 5.0),
+            shield_ack_wait_s=s.get("shield_ack_wait", _duration, d.shield_ack_wait_s),
+            state_dir=_resolve_opt(s.get("state_dir", _str, None), base_dir),
         )
     if config.node_ttl_s <= config.heartbeat_interval_s:
         raise ConfigError(
@@ -659,7 +667,7 @@ def load_config(data: Mapping[str, Any], *, base_dir: str | None = None) -> Conf
             cache=_load_cache(root.raw("cache", {})),
             proxy=_load_proxy(root.raw("proxy", {})),
             probe=_load_probe(root.raw("probe", {})),
-            controlplane=_load_controlplane(root.raw("controlplane", {})),
+            controlplane=_load_controlplane(root.raw("controlplane", {}), base_dir),
             overlay=_load_overlay(root.raw("overlay", {}), base_dir),
             lab=None if lab_data is None else _load_lab(lab_data, regions),
         )

@@ -44,6 +44,15 @@ class PeerEstimate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NodeStats:
+    """The figures a node's data plane hands its control-plane agent each heartbeat."""
+
+    cache_objects: int = 0
+    cache_bytes: int = 0
+    load_rps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeReport:
     """One node's heartbeat: identity, health figures and latency estimates.
 

@@ -1,0 +1,90 @@
+"""``cdn status --config F``: every configured node's health and figures, then the latency
+matrix (rows: nodes; columns: probe targets; cells: smoothed RTT in ms, ``down`` or ``-``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from cdn_cli.configfile import add_config_option, read_config
+from cdn_core.config import Config
+from cdn_core.registry import ClusterSnapshot
+from controlplane.store import StoreUnavailable, from_url
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser("status", help="nodes, health and the latency matrix")
+    add_config_option(status)
+    status.set_defaults(run=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    config = read_config(args.config)
+    try:
+        snapshot = asyncio.run(_snapshot(config))
+    except StoreUnavailable as exc:
+        print(f"cdn status: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(render_status(config, snapshot)))
+    return 0
+
+
+async def _snapshot(config: Config) -> ClusterSnapshot:
+    store = from_url(config.control_plane, config.cluster)
+    try:
+        return await store.snapshot()
+    finally:
+        await store.close()
+
+
+def render_status(config: Config, snapshot: ClusterSnapshot) -> list[str]:
+    rows: list[tuple[str, ...]] = [
+        ("NODE", "ROLE", "REGION", "HEALTH", "HEARTBEAT", "OBJECTS", "BYTES")
+    ]
+    for node in config.nodes:
+        report = snapshot.nodes.get(node.name)
+        if report is None:
+            rows.append((node.name, node.role.value, node.region, "down", "-", "-", "-"))
+            continue
+        age = max(0.0, snapshot.taken_at - report.heartbeat_at)
+        rows.append(
+            (
+                node.name,
+                node.role.value,
+                node.region,
+                "up",
+                f"{age:.1f}s ago",
+                str(report.cache_objects),
+                str(report.cache_bytes),
+            )
+        )
+    lines = _table(rows)
+    targets = sorted({t for r in snapshot.nodes.values() for t in r.estimates})
+    if targets:
+        lines += ["", "latency (smoothed RTT, ms):"]
+        matrix: list[tuple[str, ...]] = [("", *targets)]
+        for node in config.nodes:
+            report = snapshot.nodes.get(node.name)
+            cells = [_cell(report.estimate(t) if report else None) for t in targets]
+            matrix.append((node.name, *cells))
+        lines += _table(matrix)
+    return lines
+
+
+def _cell(estimate: Any) -> str:
+    if estimate is None:
+        return "-"
+    if not estimate.up:
+        return "down"
+    if estimate.rtt_ms is None:
+        return "-"
+    return f"{estimate.rtt_ms:.1f}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]

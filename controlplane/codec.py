@@ -1,0 +1,73 @@
+"""JSON encoding of the control plane's values (reports and purge log entries)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cdn_core.config import Role
+from cdn_core.registry import NodeReport, PeerEstimate
+
+
+def report_to_json(report: NodeReport) -> str:
+    data = {
+        "node": report.node,
+        "role": report.role.value,
+        "region": report.region,
+        "listen": report.listen,
+        "admin": report.admin,
+        "public_address": report.public_address,
+        "config_version": report.config_version,
+        "started_at": report.started_at,
+        "heartbeat_at": report.heartbeat_at,
+        "cache_objects": report.cache_objects,
+        "cache_bytes": report.cache_bytes,
+        "load_rps": report.load_rps,
+        "capacity_rps": report.capacity_rps,
+        "estimates": {t: _estimate_to_dict(e) for t, e in report.estimates.items()},
+    }
+    return json.dumps(data, separators=(",", ":"))
+
+
+def report_from_json(text: str | bytes) -> NodeReport:
+    """Parse a report; raises ValueError (or KeyError/TypeError) on a malformed one."""
+    data = json.loads(text)
+    estimates = data.get("estimates") or {}
+    return NodeReport(
+        node=str(data["node"]),
+        role=Role(data["role"]),
+        region=str(data["region"]),
+        listen=str(data["listen"]),
+        admin=str(data["admin"]),
+        public_address=str(data["public_address"]),
+        config_version=str(data["config_version"]),
+        started_at=float(data["started_at"]),
+        heartbeat_at=float(data["heartbeat_at"]),
+        cache_objects=int(data.get("cache_objects", 0)),
+        cache_bytes=int(data.get("cache_bytes", 0)),
+        load_rps=float(data.get("load_rps", 0.0)),
+        capacity_rps=None if data.get("capacity_rps") is None else float(data["capacity_rps"]),
+        estimates={str(t): _estimate_from_dict(e) for t, e in estimates.items()},
+    )
+
+
+def _estimate_to_dict(estimate: PeerEstimate) -> dict[str, Any]:
+    return {
+        "rtt_ms": estimate.rtt_ms,
+        "rttvar_ms": estimate.rttvar_ms,
+        "loss": estimate.loss,
+        "up": estimate.up,
+        "samples": estimate.samples,
+    }
+
+
+def _estimate_from_dict(data: Mapping[str, Any]) -> PeerEstimate:
+    rtt = data.get("rtt_ms")
+    return PeerEstimate(
+        rtt_ms=None if rtt is None else float(rtt),
+        rttvar_ms=float(data["rttvar_ms"]),
+        loss=float(data["loss"]),
+        up=bool(data["up"]),
+        samples=int(data["samples"]),
+    )
