@@ -118,6 +118,9 @@ class ClientNetwork:
     region: str
     prefixes: tuple[IPNetwork, ...]
     probe: HostPort
+    # ``probe = "http://host:port/path"`` probes with an HTTP request (an application round
+    # trip, which also crosses user-space relays); ``"host:port"`` times a TCP connect.
+    probe_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -407,6 +410,20 @@ def _network(value: object) -> IPNetwork:
     return ipaddress.ip_network(_str(value), strict=False)
 
 
+def _probe_address(value: object) -> HostPort:
+    text = _str(value)
+    if "://" not in text:
+        return _host_port(text)
+    url = _url(text)
+    parts = urlsplit(url)
+    return HostPort(parts.hostname or "", parts.port or 80)
+
+
+def _probe_url(value: object) -> str | None:
+    text = _str(value)
+    return _url(text) if "://" in text else None
+
+
 def _resolve(path: str, base_dir: str | None) -> str:
     if base_dir is None or os.path.isabs(path):
         return path
@@ -477,7 +494,8 @@ def _load_client_network(path: str, data: object) -> ClientNetwork:
             name=s.need("name", _name),
             region=s.need("region", _name),
             prefixes=s.need("prefixes", _list(_network)),
-            probe=s.need("probe", _host_port),
+            probe=s.need("probe", _probe_address),
+            probe_url=s.get("probe", _probe_url, None),
         )
 
 

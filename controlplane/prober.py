@@ -5,7 +5,10 @@ Each interval it probes every target at once, with the data path's own protocol:
 - overlay peers (edge → every shield, shield → every other shield): ``GET /probe`` on the
   peer's admin listener;
 - origins: ``GET`` of the origin URL plus its ``probe_path`` (any answer below 500 is up);
-- client networks (edges only): a TCP connect to the network's ``probe`` address.
+- client networks (edges only): a TCP connect to the network's ``probe`` address, or an HTTP
+  request when ``probe`` is a URL.
+
+Probes leave from the node's ``source_address`` when one is set, like the data path does.
 
 Samples go through :func:`cdn_core.latency.update_estimate`; :meth:`Prober.estimates` is what
 the node agent publishes each heartbeat.
@@ -66,7 +69,9 @@ def probe_targets(config: Config, node_name: str) -> tuple[ProbeTarget, ...]:
     ]
     if me.role is Role.EDGE:
         targets += [
-            ProbeTarget(name=network_target(net.name), kind=ProbeKind.TCP, address=net.probe)
+            ProbeTarget(name=network_target(net.name), kind=ProbeKind.HTTP, url=net.probe_url)
+            if net.probe_url
+            else ProbeTarget(name=network_target(net.name), kind=ProbeKind.TCP, address=net.probe)
             for net in config.client_networks
         ]
     return tuple(targets)
@@ -86,8 +91,10 @@ class Prober:
         policy: EstimatorPolicy,
         timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
+        source_address: str | None = None,
     ) -> None:
         self._targets = targets
+        self._local_addr = None if source_address is None else (source_address, 0)
         self._policy = policy
         self._timeout_s = min(timeout_s, policy.interval_s)  # so a round never overlaps the next
         self._clock = clock
@@ -104,7 +111,10 @@ class Prober:
             up_after=config.probe.up_after,
         )
         return cls(
-            probe_targets(config, node_name), policy=policy, timeout_s=config.probe.timeout_s
+            probe_targets(config, node_name),
+            policy=policy,
+            timeout_s=config.probe.timeout_s,
+            source_address=config.node(node_name).source_address,
         )
 
     @property
@@ -162,7 +172,9 @@ class Prober:
 
     async def _tcp(self, target: ProbeTarget) -> bool:
         assert target.address is not None
-        _, writer = await asyncio.open_connection(target.address.host, target.address.port)
+        _, writer = await asyncio.open_connection(
+            target.address.host, target.address.port, local_addr=self._local_addr
+        )
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
@@ -171,6 +183,7 @@ class Prober:
     async def _http(self, target: ProbeTarget) -> bool:
         if self._session is None:
             self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(local_addr=self._local_addr),
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
                 headers={"User-Agent": "cdn-prober"},
             )
