@@ -1,0 +1,186 @@
+"""Wiring one node: the data-plane app, the admin app, the store, metrics and upstreams.
+
+:func:`build_node` assembles a :class:`Node` from the config; :meth:`Node.start` binds the data
+listener (``node.listen``) and the admin listener (``node.admin``). The admin listener serves
+``/healthz`` and ``/metrics`` (and the control plane's routes when the agent runs) and never
+user traffic; the data listener never serves ``/metrics``: every path there belongs to an origin.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from cdn_core.config import Config, HostPort, NodeConfig, Role
+from cdn_core.registry import NodeStats
+from edge.coalesce import Coalescer
+from edge.handler import EdgeHandler
+from edge.limits import EdgeRunner
+from edge.metrics import EdgeMetrics, RateMeter
+from edge.store import CacheStore
+from edge.upstream import Upstream, UpstreamFactory, direct_upstream
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True, kw_only=True)
+class Node:
+    """One running edge or shield: build with :func:`build_node`, then ``start``/``stop``."""
+
+    config: Config
+    node: NodeConfig
+    role: Role
+    data_app: web.Application
+    admin_app: web.Application
+    store: CacheStore
+    metrics: EdgeMetrics
+    handler: EdgeHandler
+    meter: RateMeter
+    agent: Any = None  # controlplane.agent.NodeAgent when the control plane is wired in
+    data_address: HostPort | None = None
+    admin_address: HostPort | None = None
+    _runners: list[web.BaseRunner] = field(default_factory=list)
+
+    def stats(self) -> NodeStats:
+        return NodeStats(
+            cache_objects=len(self.store),
+            cache_bytes=self.store.used_bytes,
+            load_rps=self.meter.rate(),
+        )
+
+    async def start(self) -> None:
+        data = EdgeRunner(self.data_app, self.config.proxy, handle_signals=False)
+        admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
+        self.data_address = await _bind(data, self.node.listen, self._runners)
+        self.admin_address = await _bind(admin, self.node.admin, self._runners)
+        if self.agent is not None:
+            await self.agent.start()
+        log.info(
+            "%s %s serving on http://%s (admin http://%s)",
+            self.role.value,
+            self.node.name,
+            self.data_address,
+            self.admin_address,
+        )
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
+        runners, self._runners = self._runners, []
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def _bind(
+    runner: web.BaseRunner, address: HostPort, runners: list[web.BaseRunner]
+) -> HostPort:
+    await runner.setup()
+    runners.append(runner)
+    site = web.TCPSite(runner, address.host, address.port, reuse_address=True, backlog=1024)
+    await site.start()
+    server = getattr(site, "_server", None)
+    sockets = getattr(server, "sockets", None) or []
+    port = sockets[0].getsockname()[1] if sockets else address.port
+    return HostPort(address.host, port)
+
+
+def build_node(
+    config: Config,
+    node_name: str,
+    *,
+    role: Role | None = None,
+    clock: Clock = time.time,
+    upstream_factory: UpstreamFactory | None = None,
+    registry: CollectorRegistry | None = None,
+    secret: bytes | None = None,
+) -> Node:
+    """Assemble the node ``node_name`` of ``config``.
+
+    ``secret`` (the cluster secret) wires in the control-plane agent when that package is
+    available: purge following, heartbeats and the admin purge route. Without it the node runs
+    its data plane alone, which is what most adapter tests want.
+    """
+    node = config.node(node_name)
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = EdgeMetrics(registry)
+    store = CacheStore(config.cache.memory_bytes, on_evict=metrics.evictions.inc)
+    metrics.watch_store(lambda: store.used_bytes, lambda: len(store))
+    factory = upstream_factory or direct_upstream
+    upstreams: dict[str, Upstream] = {o.name: factory(o, config.proxy) for o in config.origins}
+    meter = RateMeter()
+    handler = EdgeHandler(
+        config=config,
+        node=node,
+        store=store,
+        coalescer=Coalescer(wait_s=config.cache.coalesce_wait_s, clock=clock),
+        upstreams=upstreams,
+        metrics=metrics,
+        clock=clock,
+        meter=meter,
+    )
+    built = Node(
+        config=config,
+        node=node,
+        role=role or node.role,
+        data_app=_data_app(handler, upstreams),
+        admin_app=_admin_app(node, registry),
+        store=store,
+        metrics=metrics,
+        handler=handler,
+        meter=meter,
+    )
+    if secret is not None:
+        built.agent = _control_plane_agent(built, secret)
+        if built.agent is not None:
+            handler.cache_ready = lambda: bool(built.agent.ready_to_serve_from_cache)
+    return built
+
+
+def _data_app(handler: EdgeHandler, upstreams: dict[str, Upstream]) -> web.Application:
+    app = web.Application()
+    app.router.add_route("*", "/{path:.*}", handler.handle)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await handler.close()
+        for upstream in upstreams.values():
+            await upstream.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+def _admin_app(node: NodeConfig, registry: CollectorRegistry) -> web.Application:
+    app = web.Application()
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "node": node.name, "role": node.role.value})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", make_aiohttp_handler(registry, disable_compression=True))
+    return app
+
+
+def _control_plane_agent(node: Node, secret: bytes) -> Any:
+    """The control-plane agent for ``node``, or None when that package is not installed."""
+    if importlib.util.find_spec("controlplane.agent") is None:
+        log.warning("controlplane.agent is not available: running without the control plane")
+        return None
+    from controlplane.admin import add_admin_routes
+    from controlplane.agent import NodeAgent
+    from controlplane.store import from_url
+
+    control = from_url(node.config.control_plane, node.config.cluster)
+    agent = NodeAgent(node.config, node.node.name, control, node.store, node.stats)
+    add_admin_routes(node.admin_app, agent, secret)
+    return agent

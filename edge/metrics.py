@@ -1,0 +1,128 @@
+"""Prometheus metrics of one node, built against an injected registry.
+
+Every label value comes from a closed set (:class:`Outcome`, status classes, upstream results),
+so the number of series stays bounded whatever the traffic.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Outcome(enum.Enum):
+    """How the node answered one request (the ``cache`` label)."""
+
+    HIT = "hit"
+    STALE = "stale"  # served stale: stale-while-revalidate or stale-if-error
+    REVALIDATED = "revalidated"  # a conditional request upstream answered 304
+    MISS = "miss"
+    COLLAPSED = "collapsed"  # waited for another request's upstream fetch, then hit
+    PASS = "pass"  # not cacheable: unsafe method, hit-for-miss, no-store...
+    ERROR = "error"  # upstream failed and nothing usable was cached
+    REJECTED = "rejected"  # bad input or a Host this node does not serve
+
+
+class UpstreamResult(enum.Enum):
+    OK = "ok"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status < 600 else "other"
+
+
+class EdgeMetrics:
+    """The node's collectors; cache size gauges read the store when scraped."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "cdn_requests",
+            "Client requests answered, by cache outcome and status class.",
+            ["cache", "status"],
+            registry=registry,
+        )
+        self.bytes_served = Counter(
+            "cdn_bytes_served", "Body bytes sent to clients.", ["cache"], registry=registry
+        )
+        self.upstream_requests = Counter(
+            "cdn_upstream_requests",
+            "Requests sent upstream (origin or next overlay hop), by result.",
+            ["result"],
+            registry=registry,
+        )
+        self.upstream_latency = Histogram(
+            "cdn_upstream_first_byte_seconds",
+            "Time from sending an upstream request to its response head.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.coalesced_waiters = Counter(
+            "cdn_coalesced_waiters",
+            "Requests that waited for another request's upstream fetch of the same key.",
+            registry=registry,
+        )
+        self.evictions = Counter(
+            "cdn_cache_evictions", "Objects evicted to make room.", registry=registry
+        )
+        self.background_refreshes = Counter(
+            "cdn_background_refreshes",
+            "stale-while-revalidate refreshes started in the background.",
+            registry=registry,
+        )
+        self.cache_bytes = Gauge("cdn_cache_bytes", "Bytes held by the cache.", registry=registry)
+        self.cache_objects = Gauge(
+            "cdn_cache_objects", "Objects (variants) held by the cache.", registry=registry
+        )
+        self._children: dict[tuple[Outcome, int], tuple[Counter, Counter]] = {}
+        # Pre-create the common series so a scrape shows zeros before the first request.
+        for outcome in Outcome:
+            self.bytes_served.labels(outcome.value)
+        for result in UpstreamResult:
+            self.upstream_requests.labels(result.value)
+
+    def watch_store(self, used_bytes: Callable[[], float], objects: Callable[[], float]) -> None:
+        self.cache_bytes.set_function(used_bytes)
+        self.cache_objects.set_function(objects)
+
+    def answered(self, outcome: Outcome, status: int, body_bytes: int) -> None:
+        # Label lookups cost more than the increments; the hit path keeps its children cached.
+        key = (outcome, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(outcome.value, status_class(status)),
+                self.bytes_served.labels(outcome.value),
+            )
+            self._children[key] = children
+        children[0].inc()
+        if body_bytes:
+            children[1].inc(body_bytes)
+
+    def upstream(self, result: UpstreamResult, latency_s: float | None = None) -> None:
+        self.upstream_requests.labels(result.value).inc()
+        if latency_s is not None:
+            self.upstream_latency.observe(latency_s)
+
+
+class RateMeter:
+    """Requests per second between two readings (the heartbeat's ``load_rps``)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.count = 0
+        self._clock = clock
+        self._last = (clock(), 0)
+
+    def rate(self) -> float:
+        now, count = self._clock(), self.count
+        then, before = self._last
+        self._last = (now, count)
+        return (count - before) / (now - then) if now > then else 0.0
