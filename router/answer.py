@@ -2,8 +2,8 @@
 
 :class:`Responder` turns one query's wire bytes into response wire bytes (or ``None`` to drop).
 It is synchronous and does no I/O; the routing choice comes from a callable, so the same code
-serves UDP and TCP and is easy to test. The common case (A/AAAA for an origin hostname) is
-answered faster by :mod:`router.wire`; this path must give the same answer.
+serves UDP and TCP and is easy to test. Plain-shaped queries are answered from responses this
+path built once and :mod:`router.fastpath` patches per query, so it defines every answer.
 """
 
 from __future__ import annotations
@@ -226,12 +226,16 @@ def _udp_limit(query: dns.message.Message) -> int:
 
 
 def _to_wire(response: dns.message.Message, limit: int) -> bytes:
-    """The response, or a truncated one with TC set when it does not fit ``limit``."""
+    """The response, or a truncated one with TC set when it does not fit ``limit``.
+
+    Records keep the routing's order (best edge first) instead of dnspython's shuffle, so
+    that answers are deterministic and resolvers that use the first address get the best one.
+    """
     try:
-        return response.to_wire(max_size=limit)
+        return response.to_wire(max_size=limit, want_shuffle=False)
     except dns.exception.TooBig:
         response.answer.clear()
         response.authority.clear()
         response.additional.clear()
         response.flags |= dns.flags.TC
-        return response.to_wire(max_size=limit)
+        return response.to_wire(max_size=limit, want_shuffle=False)

@@ -1,8 +1,10 @@
 """The DNS router process: UDP and TCP listeners, and the control-plane polling loop.
 
 Every ``refresh_s`` the router reads a :class:`ClusterSnapshot`, recomputes the routing table
-(:func:`cdn_core.routing.decide_routes`) and swaps it in; queries then only do a prefix match
-and copy precomputed answer records. When the control plane cannot be read the last table stays
+(:func:`cdn_core.routing.decide_routes`) and swaps it in. Queries of the plain shape are
+answered from caches (routes per client, responses per question and route, whole responses per
+exact query and source) that the general path fills; swapping the table empties the
+route-dependent ones. When the control plane cannot be read the last table stays
 in use, so the router keeps answering while Redis is down.
 """
 
@@ -16,6 +18,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
@@ -31,9 +34,9 @@ from cdn_core.routing import (
     decide_routes,
     route_client,
 )
-from router import wire
-from router.answer import NO_EDNS_LIMIT, OUR_PAYLOAD, TCP_LIMIT, Reply, Responder, Zone
-from router.metrics import RouterMetrics
+from router import fastpath, wire
+from router.answer import NO_EDNS_LIMIT, OUR_PAYLOAD, TCP_LIMIT, Responder, Zone
+from router.metrics import DECISION_SAMPLE, RouteKey, RouterMetrics
 from router.ratelimit import RateLimiter
 from router.source import SnapshotSource
 
@@ -43,7 +46,28 @@ MAX_TCP_CONNECTIONS = 256
 MAX_TCP_QUERIES = 1000
 TCP_IDLE_S = 10.0
 SNAPSHOT_TIMEOUT_S = 2.0
-_MAX_CACHED_RECORDS = 4096
+_MAX_CACHED_CLIENTS = 65536
+_MAX_CACHED_QUERIES = 65536
+_ROUTED_QTYPES = frozenset((wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_ANY))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteUse:
+    """A client's route as the query path uses it: what responses depend on, what it counts."""
+
+    route: ClientRoute
+    answer_key: tuple[tuple[str, ...], int]
+    metric_key: RouteKey
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """A response without its id, with what the metrics count for it."""
+
+    tail: bytes
+    qtype: int
+    rcode: int
+    route_key: RouteKey | None
 
 
 class DnsRouter:
@@ -66,7 +90,7 @@ class DnsRouter:
         self.refresh_s = refresh_s
         self.networks = NetworkTable(config.client_networks)
         self.zone = Zone(config)
-        self.responder = Responder(self.zone, self.route)
+        self.responder = Responder(self.zone, self._general_route)
         edges = [n.name for n in config.nodes if n.role is Role.EDGE]
         self.metrics = RouterMetrics(
             registry, edges=edges, networks=[n.name for n in config.client_networks]
@@ -80,7 +104,10 @@ class DnsRouter:
         self._hosts = frozenset(
             name.to_wire() for name in self.zone.hosts
         )  # config lower-cases them
-        self._records: dict[tuple[int, tuple[str, ...]], bytes] = {}
+        self._clients: dict[str | bytes, RouteUse] = {}
+        self._answers = fastpath.AnswerCache()
+        self._exact: dict[tuple[bytes, str, bool], _Hit] = {}
+        self._decisions = 0
         self._counter = itertools.count()
         self._state = RoutingState()
         self.table = self._decide(ClusterSnapshot(taken_at=time.time()))
@@ -90,6 +117,17 @@ class DnsRouter:
         self._poller: asyncio.Task[None] | None = None
 
     # -- routing table -----------------------------------------------------------------------
+
+    @property
+    def table(self) -> RoutingTable:
+        return self._table
+
+    @table.setter
+    def table(self, table: RoutingTable) -> None:
+        """Install a routing table; cached routes and routed answers came from the old one."""
+        self._table = table
+        self._clients.clear()
+        self._exact.clear()
 
     def _decide(self, snapshot: ClusterSnapshot) -> RoutingTable:
         table, self._state = decide_routes(
@@ -120,19 +158,59 @@ class DnsRouter:
             await self.refresh()
 
     def route(self, address: IPAddress) -> ClientRoute:
+        """The route for one client address, from the current table (not cached, not counted)."""
+        return route_client(self.table, self.networks, address, counter=next(self._counter))
+
+    def _sampled(self) -> bool:
+        """True for one decision in DECISION_SAMPLE (the first one included): time that one."""
+        self._decisions += 1
+        return self._decisions % DECISION_SAMPLE == 1
+
+    def _general_route(self, address: IPAddress) -> ClientRoute:
+        if not self._sampled():
+            return self.route(address)
         started = time.perf_counter()
-        route = route_client(self.table, self.networks, address, counter=next(self._counter))
-        self.metrics.route(route, time.perf_counter() - started)
+        route = self.route(address)
+        self.metrics.decision_seconds.observe(time.perf_counter() - started)
         return route
+
+    def _client_route(self, query: wire.SimpleQuery, source: str) -> RouteUse:
+        if not self._sampled():
+            return self._lookup_route(query, source)
+        started = time.perf_counter()
+        use = self._lookup_route(query, source)
+        self.metrics.decision_seconds.observe(time.perf_counter() - started)
+        return use
+
+    def _lookup_route(self, query: wire.SimpleQuery, source: str) -> RouteUse:
+        """The route for the query's client subnet or source, cached per client until the next
+        table (the round-robin policy rotates per query, so it is never cached)."""
+        ecs = query.ecs
+        key: str | bytes = ecs.key if ecs is not None and ecs.source_len else source
+        use = self._clients.get(key)
+        if use is not None:
+            return use
+        client = ecs.client() if ecs is not None and ecs.source_len else _address(source)
+        use = self._route_use(self.route(client))
+        if self.table.policy is not RoutingPolicy.ROUND_ROBIN:
+            if len(self._clients) >= _MAX_CACHED_CLIENTS:
+                self._clients.clear()
+            self._clients[key] = use
+        return use
+
+    def _route_use(self, route: ClientRoute) -> RouteUse:
+        addresses = tuple(e.address for e in route.edges)
+        return RouteUse(route, (addresses, route.scope), self.metrics.route_key(route))
 
     # -- queries -----------------------------------------------------------------------------
 
     def handle(self, data: bytes, source: str, *, tcp: bool) -> bytes | None:
         """The response to one query from ``source``, or None to send nothing."""
         try:
-            reply = self._fast(data, source, tcp) if self.fast_path else None
-            if reply is None:
-                reply = self.responder.respond(data, _address(source), tcp=tcp)
+            out = self._fast(data, source, tcp) if self.fast_path else None
+            if out is not None:
+                return out
+            reply = self.responder.respond(data, _address(source), tcp=tcp)
         except Exception:  # a bug must cost one query, never the server
             log.exception("failed to answer a query from %s", source)
             self.metrics.drop("error")
@@ -141,32 +219,78 @@ class DnsRouter:
             self.metrics.drop("unreadable")
             return None
         self.metrics.reply(reply.qtype, reply.rcode)
+        if reply.route is not None:
+            self.metrics.count_route(self.metrics.route_key(reply.route))
         return reply.wire
 
-    def _fast(self, data: bytes, source: str, tcp: bool) -> Reply | None:
+    def _fast(self, data: bytes, source: str, tcp: bool) -> bytes | None:
+        """The answer from the response caches (filled from the general path), or None.
+
+        The first cache holds whole responses by the exact query (all but its id), its source
+        and transport, until the routing table changes; the second holds patchable responses
+        (:mod:`router.fastpath`) by everything they depend on.
+        """
+        exact_key = (data[2:], source, tcp)
+        hit = self._exact.get(exact_key)
+        if hit is None:
+            hit = self._templated(data, source, tcp)
+            if hit is None:
+                return None
+            if self.table.policy is not RoutingPolicy.ROUND_ROBIN:  # it rotates per query
+                if len(self._exact) >= _MAX_CACHED_QUERIES:
+                    self._exact.clear()
+                self._exact[exact_key] = hit
+        self.metrics.reply(hit.qtype, hit.rcode)
+        if hit.route_key is not None:
+            self.metrics.count_route(hit.route_key)
+        return data[:2] + hit.tail
+
+    def _templated(self, data: bytes, source: str, tcp: bool) -> _Hit | None:
         query = wire.parse_simple(data)
-        if query is None or query.qtype not in (wire.TYPE_A, wire.TYPE_AAAA):
+        if query is None:
             return None
-        if query.qname not in self._hosts:
-            return None
+        qtype = query.qtype
+        use = None
+        if qtype in _ROUTED_QTYPES and query.qname in self._hosts:
+            use = self._client_route(query, source)
         ecs = query.ecs
-        client = ecs.client() if ecs is not None and ecs.source_len else _address(source)
-        route = self.route(client)
-        v6 = query.qtype == wire.TYPE_AAAA
-        addresses = tuple(e.address for e in route.edges if (":" in e.address) is v6)
-        if not addresses:
-            return None  # NODATA: the general path adds the SOA
-        records = self._records.get((query.qtype, addresses))
-        if records is None:
-            records = wire.answer_records(addresses, query.qtype, self.zone.ttl_s)
-            if len(self._records) >= _MAX_CACHED_RECORDS:
-                self._records.clear()
-            self._records[(query.qtype, addresses)] = records
-        opt = wire.opt_record(OUR_PAYLOAD, ecs, route.scope) if query.edns else b""
-        out = wire.response(query, len(addresses), records, opt)
-        if len(out) > _limit(query, tcp):
-            return None  # the general path truncates
-        return Reply(wire=out, qtype=query.qtype, rcode=0, route=route)
+        key = (
+            query.qname,
+            qtype,
+            _limit(query, tcp),
+            query.payload is None,
+            None if ecs is None else (ecs.family, ecs.source_len),
+            None if use is None else use.answer_key,
+        )
+        cached = self._answers.get(key)
+        if cached is None:
+            return self._learn(key, data, query, source, tcp, use)
+        out = fastpath.patch(data, query, cached)
+        return _Hit(out[2:], cached.qtype, cached.rcode, None if use is None else use.metric_key)
+
+    def _learn(
+        self,
+        key: tuple[object, ...],
+        data: bytes,
+        query: wire.SimpleQuery,
+        source: str,
+        tcp: bool,
+        use: RouteUse | None,
+    ) -> _Hit | None:
+        """Answer through the general path (with the route already chosen) and cache it."""
+        responder = Responder(self.zone, self.route if use is None else lambda _: use.route)
+        reply = responder.respond(data, _address(source), tcp=tcp)
+        if reply is None:
+            return None
+        route_key = None
+        if use is not None and reply.route is use.route:
+            self._answers.learn(key, data, query, reply.wire, reply.qtype, reply.rcode)
+            route_key = use.metric_key
+        elif use is None and reply.route is None:
+            self._answers.learn(key, data, query, reply.wire, reply.qtype, reply.rcode)
+        elif reply.route is not None:  # the general path routed a name we did not expect to
+            route_key = self.metrics.route_key(reply.route)
+        return _Hit(reply.wire[2:], reply.qtype, reply.rcode, route_key)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -247,8 +371,9 @@ def _address(source: str) -> IPAddress:
 
 
 def _limit(query: wire.SimpleQuery, tcp: bool) -> int:
+    """The largest response the query invites (as :func:`router.answer._udp_limit`)."""
     if tcp:
         return TCP_LIMIT
-    if not query.edns:
+    if query.payload is None:
         return NO_EDNS_LIMIT
     return max(NO_EDNS_LIMIT, min(query.payload, OUR_PAYLOAD))

@@ -126,11 +126,14 @@ def snapshot_of(*reports: NodeReport, taken_at: float | None = None) -> ClusterS
     )
 
 
-DEFAULT_SNAPSHOT = (
-    make_report("edge-a", {"eu": 10.0, "eu-lab": 30.0, "us": 90.0, "local": 5.0}),
-    make_report("edge-b", {"eu": 40.0, "eu-lab": 8.0, "us": 20.0, "local": 15.0}),
-    make_report("edge-c", {"eu": 60.0, "eu-lab": 60.0, "us": 30.0, "local": 25.0}),
-)
+def default_reports() -> tuple[NodeReport, ...]:
+    """The default edge reports, with heartbeats taken now (a report goes stale after 10 s)."""
+    return (
+        make_report("edge-a", {"eu": 10.0, "eu-lab": 30.0, "us": 90.0, "local": 5.0}),
+        make_report("edge-b", {"eu": 40.0, "eu-lab": 8.0, "us": 20.0, "local": 15.0}),
+        make_report("edge-c", {"eu": 60.0, "eu-lab": 60.0, "us": 30.0, "local": 25.0}),
+    )
+
 
 RouterFactory = Callable[..., Any]
 
@@ -149,7 +152,7 @@ async def start_router() -> AsyncIterator[RouterFactory]:
     ) -> DnsRouter:
         config = make_config(free_port(), edges=edges, **dns)
         if source is None:
-            default = DEFAULT_SNAPSHOT if edges is EDGES else ()
+            default = default_reports() if edges is EDGES else ()
             source = StaticSource(snapshot_of(*(reports or default)))
         router = DnsRouter(
             config, source, registry=CollectorRegistry(), refresh_s=0.05, clock=clock

@@ -21,7 +21,7 @@ from router.app import make_admin_app
 from router.server import DnsRouter
 from router.source import StaticSource
 from tests.conftest import ROOT, free_port
-from tests.router.conftest import DEFAULT_SNAPSHOT, make_config, make_report, snapshot_of
+from tests.router.conftest import default_reports, make_config, make_report, snapshot_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(60)
 async def test_metrics_and_healthz():
     config = make_config(free_port())
     registry = CollectorRegistry()
-    router = DnsRouter(config, StaticSource(snapshot_of(*DEFAULT_SNAPSHOT)), registry=registry)
+    router = DnsRouter(config, StaticSource(snapshot_of(*default_reports())), registry=registry)
     await router.start()
     client = TestClient(TestServer(make_admin_app(router, registry)))
     await client.start_server()
