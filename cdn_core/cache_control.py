@@ -8,6 +8,7 @@ meant. Malformed values of the other numeric directives are ignored.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ _DIRECTIVE = re.compile(
     r"""\s*(?P<name>[^\s=,;"]+)\s*(?:=\s*(?:"(?P<quoted>(?:[^"\\]|\\.)*)"|(?P<token>[^\s,;"]*)))?\s*"""
 )
 _QUOTED_PAIR = re.compile(r"\\(.)")
+# Parsed values are memoised (they are frozen): a stored head is parsed on every hit otherwise.
+# Longer values (rare, and client-controlled) are parsed each time so the memo stays small.
+_MEMO_SIZE = 4096
+_MEMO_MAX_CHARS = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,10 +59,24 @@ def parse_cache_control(value: str | None) -> CacheControl:
 
     Returns:
         The directives; ``max-stale`` without a value is ``math.inf``. Qualified ``no-cache`` and
-        ``private`` set the flag and list the field names (lower-cased).
+        ``private`` set the flag and list the field names (lower-cased). Equal values give the
+        same (shared, frozen) result.
     """
-    directives = _directives(value or "")
-    return CacheControl(
+    return _parsed(value or "")[0]
+
+
+def _parsed(value: str) -> tuple[CacheControl, bool]:
+    """The directives of ``value`` and whether it has any directive at all, memoised."""
+    if len(value) > _MEMO_MAX_CHARS:
+        return _parse(value)
+    return _parse_memo(value)
+
+
+def _parse(value: str) -> tuple[CacheControl, bool]:
+    directives = _directives(value)
+    if not directives:
+        return _NO_DIRECTIVES, False
+    cc = CacheControl(
         no_store="no-store" in directives,
         no_cache="no-cache" in directives,
         no_cache_fields=_field_names(directives.get("no-cache")),
@@ -76,6 +95,12 @@ def parse_cache_control(value: str | None) -> CacheControl:
         max_stale=_max_stale(directives),
         min_fresh=_delta(directives, "min-fresh", invalid=None),
     )
+    return cc, True
+
+
+_parse_memo = functools.lru_cache(maxsize=_MEMO_SIZE)(_parse)
+_NO_DIRECTIVES = CacheControl()
+_PRAGMA_NO_CACHE = CacheControl(no_cache=True)
 
 
 def targeted_cache_control(headers: Headers) -> CacheControl | None:
@@ -88,9 +113,10 @@ def targeted_cache_control(headers: Headers) -> CacheControl | None:
         The parsed targeted field, or None when this CDN should fall back to Cache-Control.
     """
     value = headers.get_joined("cdn-cache-control")
-    if value is None or not _directives(value):
+    if value is None:
         return None
-    return parse_cache_control(value)
+    cc, has_directives = _parsed(value)
+    return cc if has_directives else None
 
 
 def response_cache_control(headers: Headers) -> CacheControl:
@@ -122,10 +148,12 @@ def request_cache_control(headers: Headers) -> CacheControl:
         The effective request directives.
     """
     value = headers.get_joined("cache-control")
-    if value is None:
-        pragma = _directives(headers.get_joined("pragma") or "")
-        return CacheControl(no_cache="no-cache" in pragma)
-    return parse_cache_control(value)
+    if value is not None:
+        return parse_cache_control(value)
+    pragma = headers.get_joined("pragma")
+    if pragma is not None and "no-cache" in _directives(pragma):
+        return _PRAGMA_NO_CACHE
+    return _NO_DIRECTIVES
 
 
 def _directives(value: str) -> dict[str, str | None]:

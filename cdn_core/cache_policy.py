@@ -45,7 +45,8 @@ from cdn_core.cache_status import Forward
 from cdn_core.entry import StoredEntry
 from cdn_core.freshness import (
     HEURISTICALLY_CACHEABLE,
-    current_age,
+    age_and_ttl,
+    entry_freshness,
     has_explicit_freshness,
     remaining_ttl_s,
 )
@@ -229,7 +230,7 @@ def decide_lookup(
     if entry is None:
         reason = MissReason.VARY_MISMATCH if candidates else MissReason.NO_ENTRY
         return _miss(reason, request_cc)
-    response_cc = response_cache_control(entry.response.headers)
+    response_cc = entry_freshness(entry, options=options).cache_control
     if "authorization" in head.headers and not _authorization_allows(response_cc, options):
         return _miss(MissReason.AUTHORIZATION, request_cc)
     if request_cc.no_cache:
@@ -241,6 +242,9 @@ def decide_lookup(
 
 def select_variant(head: RequestHead, candidates: Sequence[StoredEntry]) -> StoredEntry | None:
     """The most recent candidate whose Vary-selected values match the request (RFC 9111 §4.1)."""
+    if len(candidates) == 1:
+        only = candidates[0]
+        return only if variant_of(head.headers, only.vary) == only.variant else None
     matching = [e for e in candidates if variant_of(head.headers, e.vary) == e.variant]
     return max(matching, key=lambda e: e.response_time, default=None)
 
@@ -253,8 +257,7 @@ def _by_freshness(
     now: float,
     options: CacheOptions,
 ) -> LookupDecision:
-    age = current_age(entry, now=now)
-    ttl = remaining_ttl_s(entry, now=now, options=options)
+    age, ttl = age_and_ttl(entry, now=now, options=options)
     if request_cc.max_age is not None and age > request_cc.max_age:
         return _validate(entry, RevalidateReason.REQUEST, request_cc)
     if ttl > 0:
@@ -369,7 +372,7 @@ def decide_store(
         surrogate_keys=surrogate_keys(response.headers),
     )
     ttl = remaining_ttl_s(entry, now=response_time, options=options)
-    always_validate = response_cache_control(entry.response.headers).no_cache
+    always_validate = entry_freshness(entry, options=options).cache_control.no_cache
     if (ttl <= 0 or always_validate) and not _reusable_when_stale(entry):
         return DontStore(reason=NoStoreReason.NOT_CACHEABLE, hit_for_miss=True)
     return Store(entry=entry, ttl_s=ttl)
@@ -511,7 +514,7 @@ def can_serve_stale_on_error(
         True when serving the stale entry is allowed.
     """
     options = options or CacheOptions()
-    response_cc = response_cache_control(entry.response.headers)
+    response_cc = entry_freshness(entry, options=options).cache_control
     if _forbids_stale(response_cc, options):
         return False
     request_cc = request_cache_control(head.headers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cdn_core.http import ResponseHead
 
@@ -16,6 +16,11 @@ class StoredEntry:
     ``Set-Cookie`` and qualified-``private`` fields are stripped, and a ``Date`` is always
     present. ``CDN-Cache-Control`` stays (freshness needs it) and is removed on the way out.
     ``stale_at`` marks a soft purge: from that time on the entry counts as stale.
+
+    ``memo`` holds what :mod:`cdn_core.freshness` derived from the stored head (parsed
+    directives, initial age, lifetime), so a hit does arithmetic only. It is a pure function of
+    the other fields, set at most once per options, never compared, and a copy made with
+    :func:`dataclasses.replace` starts without it.
     """
 
     key: str
@@ -30,6 +35,7 @@ class StoredEntry:
     body_size: int
     surrogate_keys: frozenset[str] = frozenset()
     stale_at: float | None = None
+    memo: object = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def etag(self) -> str | None:

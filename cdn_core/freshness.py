@@ -3,13 +3,23 @@
 A soft-purged entry (``stale_at``) stops being fresh at ``stale_at``: its remaining time to
 live is capped by ``stale_at - now``, so staleness for max-stale / stale-while-revalidate /
 stale-if-error counts from the purge at the latest.
+
+What a stored head yields (its directives, lifetime and corrected initial age) does not change
+while it is stored, so :func:`entry_freshness` derives it once per entry and keeps it on the
+entry's ``memo``: answering a hit is then arithmetic on ``now``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cdn_core.cache_control import MAX_DELTA_SECONDS, response_cache_control, targeted_cache_control
+from cdn_core.cache_control import (
+    MAX_DELTA_SECONDS,
+    CacheControl,
+    response_cache_control,
+    targeted_cache_control,
+)
 from cdn_core.entry import StoredEntry
 from cdn_core.http import ResponseHead
 from cdn_core.httpdate import parse_http_date
@@ -19,6 +29,47 @@ if TYPE_CHECKING:
 
 # RFC 9110 §15.1 / RFC 9111 §4.2.2: statuses cacheable by default (heuristic freshness allowed).
 HEURISTICALLY_CACHEABLE = frozenset({200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntryFreshness:
+    """What reusing a stored entry needs from its head, derived once (RFC 9111 §4.2).
+
+    ``cache_control`` is the head's effective directives (RFC 9213 §2.1), ``lifetime_s`` its
+    freshness lifetime under ``options`` and ``initial_age_s`` its corrected initial age
+    (§4.2.3): the age when it was received, before any time resident in this cache.
+    """
+
+    options: CacheOptions
+    cache_control: CacheControl
+    lifetime_s: float
+    initial_age_s: float
+
+
+def entry_freshness(entry: StoredEntry, *, options: CacheOptions) -> EntryFreshness:
+    """The freshness facts of ``entry``'s stored head, computed on first use and memoised on it.
+
+    Args:
+        entry: the stored entry.
+        options: cache options (the memo is recomputed if they differ from the memoised ones).
+
+    Returns:
+        The entry's directives, freshness lifetime and corrected initial age.
+    """
+    memo = entry.memo
+    if isinstance(memo, EntryFreshness) and (memo.options is options or memo.options == options):
+        return memo
+    facts = EntryFreshness(
+        options=options,
+        cache_control=response_cache_control(entry.response.headers),
+        lifetime_s=freshness_lifetime(
+            entry.response, options=options, received_at=entry.response_time
+        ),
+        initial_age_s=_initial_age(entry),
+    )
+    # The memo is a pure function of the frozen entry's own fields (see StoredEntry).
+    object.__setattr__(entry, "memo", facts)
+    return facts
 
 
 def freshness_lifetime(
@@ -90,6 +141,13 @@ def current_age(entry: StoredEntry, *, now: float) -> float:
     Returns:
         The age in seconds.
     """
+    memo = entry.memo
+    initial_age = memo.initial_age_s if isinstance(memo, EntryFreshness) else _initial_age(entry)
+    return initial_age + max(0.0, now - entry.response_time)
+
+
+def _initial_age(entry: StoredEntry) -> float:
+    """``corrected_initial_age`` (RFC 9111 §4.2.3): the age of the response when received."""
     headers = entry.response.headers
     age_value = _age_value(headers.get("age"))
     date_value = parse_http_date(headers.get("date"))
@@ -97,9 +155,7 @@ def current_age(entry: StoredEntry, *, now: float) -> float:
         date_value = entry.response_time
     apparent_age = max(0.0, entry.response_time - date_value)
     response_delay = max(0.0, entry.response_time - entry.request_time)
-    corrected_initial_age = max(apparent_age, age_value + response_delay)
-    resident_time = max(0.0, now - entry.response_time)
-    return corrected_initial_age + resident_time
+    return max(apparent_age, age_value + response_delay)
 
 
 def _age_value(value: str | None) -> float:
@@ -116,11 +172,26 @@ def remaining_ttl_s(entry: StoredEntry, *, now: float, options: CacheOptions) ->
 
     A soft purge caps it at ``stale_at - now``.
     """
-    lifetime = freshness_lifetime(entry.response, options=options, received_at=entry.response_time)
-    ttl = lifetime - current_age(entry, now=now)
+    return age_and_ttl(entry, now=now, options=options)[1]
+
+
+def age_and_ttl(entry: StoredEntry, *, now: float, options: CacheOptions) -> tuple[float, float]:
+    """:func:`current_age` and :func:`remaining_ttl_s` of ``entry`` at ``now``, together.
+
+    Args:
+        entry: the stored entry.
+        now: the current wall-clock time.
+        options: cache options.
+
+    Returns:
+        ``(age_s, ttl_s)``.
+    """
+    facts = entry_freshness(entry, options=options)
+    age = facts.initial_age_s + max(0.0, now - entry.response_time)
+    ttl = facts.lifetime_s - age
     if entry.stale_at is not None:
         ttl = min(ttl, entry.stale_at - now)
-    return ttl
+    return age, ttl
 
 
 def is_fresh(entry: StoredEntry, *, now: float, options: CacheOptions) -> bool:

@@ -55,7 +55,10 @@ class Headers:
         return ", ".join(values) if values else None
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and any(k == name.lower() for k, _ in self._items)
+        if not isinstance(name, str):
+            return False
+        name = name.lower()
+        return any(k == name for k, _ in self._items)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)

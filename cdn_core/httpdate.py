@@ -7,6 +7,7 @@ An HTTP-date that cannot be parsed is ``None``: callers decide what that means (
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from email.utils import formatdate
 
@@ -24,6 +25,9 @@ _RFC850 = re.compile(
     r"[A-Za-z]{6,9}, (?P<d>\d{2})-(?P<mo>[A-Za-z]{3})-(?P<y>\d{2}) " + _TIME + r" GMT"
 )
 _ASCTIME = re.compile(r"[A-Za-z]{3} (?P<mo>[A-Za-z]{3}) (?P<d>[ \d]\d) " + _TIME + r" (?P<y>\d{4})")
+# Parsed dates are memoised (a stored head's Date is read on every hit); longer values (invalid
+# unless padded with whitespace) are parsed each time so the memo stays small.
+_MEMO_MAX_CHARS = 64
 
 
 def parse_http_date(value: str | None) -> float | None:
@@ -37,12 +41,21 @@ def parse_http_date(value: str | None) -> float | None:
     """
     if value is None:
         return None
+    if len(value) > _MEMO_MAX_CHARS:
+        return _parse(value)
+    return _parse_memo(value)
+
+
+def _parse(value: str) -> float | None:
     text = value.strip()
     for pattern in (_IMF_FIXDATE, _RFC850, _ASCTIME):
         match = pattern.fullmatch(text)
         if match is not None:
             return _timestamp(match)
     return None
+
+
+_parse_memo = functools.lru_cache(maxsize=4096)(_parse)
 
 
 def _timestamp(match: re.Match[str]) -> float | None:

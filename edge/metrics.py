@@ -1,16 +1,20 @@
 """Prometheus metrics of one node, built against an injected registry.
 
 Every label value comes from a closed set (:class:`Outcome`, status classes, upstream results),
-so the number of series stays bounded whatever the traffic.
+so the number of series stays bounded whatever the traffic. The per-request counters
+(``cdn_requests``, ``cdn_bytes_served``) are plain integers read when scraped: counting an answer
+is two additions, with no label lookup and no lock (the node is one event loop).
 """
 
 from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 
 class Outcome(enum.Enum):
@@ -39,20 +43,69 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status < 600 else "other"
 
 
+class _Tally:
+    """One series' running total and when it was created (the ``_created`` sample)."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.created = time.time()
+
+
+class AnswerCounters(Collector):
+    """``cdn_requests{cache,status}`` and ``cdn_bytes_served{cache}`` as plain counters."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], _Tally] = {}
+        # Pre-created so a scrape shows zeros before the first request.
+        self.bytes_served: dict[str, _Tally] = {o.value: _Tally() for o in Outcome}
+        self._by_answer: dict[tuple[Outcome, int], tuple[_Tally, _Tally]] = {}
+
+    def tallies(self, outcome: Outcome, status: int) -> tuple[_Tally, _Tally]:
+        """The (requests, bytes) tallies of an answer; created on first use."""
+        found = self._by_answer.get((outcome, status))
+        if found is None:
+            key = (outcome.value, status_class(status))
+            requests = self.requests.get(key)
+            if requests is None:
+                requests = self.requests[key] = _Tally()
+            found = self._by_answer[(outcome, status)] = (
+                requests,
+                self.bytes_served[outcome.value],
+            )
+        return found
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def _families(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "cdn_requests",
+            "Client requests answered, by cache outcome and status class.",
+            labels=["cache", "status"],
+        )
+        for (cache, status), tally in list(self.requests.items()):
+            requests.add_metric([cache, status], tally.value, created=tally.created)
+        served = CounterMetricFamily(
+            "cdn_bytes_served", "Body bytes sent to clients.", labels=["cache"]
+        )
+        for cache, tally in self.bytes_served.items():
+            served.add_metric([cache], tally.value, created=tally.created)
+        yield requests
+        yield served
+
+
 class EdgeMetrics:
     """The node's collectors; cache size gauges read the store when scraped."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.requests = Counter(
-            "cdn_requests",
-            "Client requests answered, by cache outcome and status class.",
-            ["cache", "status"],
-            registry=registry,
-        )
-        self.bytes_served = Counter(
-            "cdn_bytes_served", "Body bytes sent to clients.", ["cache"], registry=registry
-        )
+        self.answers = AnswerCounters()
+        registry.register(self.answers)
         self.upstream_requests = Counter(
             "cdn_upstream_requests",
             "Requests sent upstream (origin or next overlay hop), by result.",
@@ -82,33 +135,20 @@ class EdgeMetrics:
         self.cache_objects = Gauge(
             "cdn_cache_objects", "Objects (variants) held by the cache.", registry=registry
         )
-        self._children: dict[tuple[Outcome, int], tuple[Counter, Counter]] = {}
-        # Pre-create the common series so a scrape shows zeros before the first request.
-        for outcome in Outcome:
-            self.bytes_served.labels(outcome.value)
-        for result in UpstreamResult:
-            self.upstream_requests.labels(result.value)
+        # Pre-create the series so a scrape shows zeros before the first upstream request.
+        self._upstream = {r: self.upstream_requests.labels(r.value) for r in UpstreamResult}
 
     def watch_store(self, used_bytes: Callable[[], float], objects: Callable[[], float]) -> None:
         self.cache_bytes.set_function(used_bytes)
         self.cache_objects.set_function(objects)
 
     def answered(self, outcome: Outcome, status: int, body_bytes: int) -> None:
-        # Label lookups cost more than the increments; the hit path keeps its children cached.
-        key = (outcome, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(outcome.value, status_class(status)),
-                self.bytes_served.labels(outcome.value),
-            )
-            self._children[key] = children
-        children[0].inc()
-        if body_bytes:
-            children[1].inc(body_bytes)
+        requests, served = self.answers.tallies(outcome, status)
+        requests.value += 1
+        served.value += body_bytes
 
     def upstream(self, result: UpstreamResult, latency_s: float | None = None) -> None:
-        self.upstream_requests.labels(result.value).inc()
+        self._upstream[result].inc()
         if latency_s is not None:
             self.upstream_latency.observe(latency_s)
 

@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 
 from cdn_core.byte_range import FullBody, PartialBody, Unsatisfiable, decide_range
 from cdn_core.cache_policy import is_not_modified
+from cdn_core.entry import StoredEntry
 from cdn_core.http import Headers, RequestHead
 from cdn_core.response_headers import client_headers, not_modified_headers
 from edge.store import Slot
@@ -55,14 +56,28 @@ def from_cache(
 ) -> tuple[web.Response, int]:
     """The client response for ``head`` from a stored object; returns it with its body size."""
     entry, body = slot.entry, slot.body
-    if is_not_modified(head, entry):
+    names = head.headers.names()
+    conditional = "if-none-match" in names or "if-modified-since" in names
+    if conditional and is_not_modified(head, entry):
         headers = not_modified_headers(entry.response.headers, age_s=age_s)
         headers = with_node_fields(headers, cache_status=cache_status, via=via)
         return web.Response(status=304, headers=to_aiohttp(headers)), 0
-    fields = CIMultiDict(_client_fields(slot, via))
-    fields.add("Age", str(max(0, age_s)))
-    fields.add("Cache-Status", cache_status)
+    age = ("Age", str(age_s) if age_s > 0 else "0")
     status = entry.response.status
+    if head.method != "HEAD" and (status != 200 or "range" not in names):
+        # The hit path: the prepared fields plus Age and Cache-Status, one header copy.
+        fields = [*_client_fields(slot, via), age, ("Cache-Status", cache_status)]
+        return web.Response(status=status, headers=fields, body=body), len(body)
+    full = CIMultiDict(_client_fields(slot, via))
+    full.add(*age)
+    full.add("Cache-Status", cache_status)
+    return _ranged(head, entry, status, full, body)
+
+
+def _ranged(
+    head: RequestHead, entry: StoredEntry, status: int, fields: CIMultiDict[str], body: bytes
+) -> tuple[web.Response, int]:
+    """HEAD and Range requests (RFC 9110 §14) on a stored object."""
     if status != 200 or "range" not in head.headers:
         return _with_body(head, status, fields, body)
     size = len(body)

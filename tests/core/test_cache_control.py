@@ -138,3 +138,30 @@ class TestRequestDirectives:
 @given(st.text(max_size=80))
 def test_parsing_never_raises(value):
     assert isinstance(parse_cache_control(value), CacheControl)
+
+
+class TestMemoisedParsing:
+    def test_equal_values_share_one_frozen_result(self):
+        assert parse_cache_control("max-age=60, public") is parse_cache_control(
+            "max-age=60, public"
+        )
+
+    def test_long_values_parse_the_same_without_the_memo(self):
+        padding = ", ".join(f"x-ext-{i}" for i in range(60))
+        value = f'{padding}, max-age=60, no-cache="set-cookie"'
+        assert len(value) > 256
+        cc = parse_cache_control(value)
+        assert cc.max_age == 60 and cc.no_cache_fields == ("set-cookie",)
+        assert cc == parse_cache_control("max-age=60, no-cache=set-cookie")
+
+    def test_long_targeted_field_with_only_separators_is_ignored(self):
+        headers = Headers({"cache-control": "max-age=5", "cdn-cache-control": " ," * 200})
+        assert targeted_cache_control(headers) is None
+
+    def test_unknown_directive_alone_still_makes_the_targeted_field_apply(self):
+        headers = Headers({"cache-control": "max-age=5", "cdn-cache-control": "x-unknown"})
+        assert targeted_cache_control(headers) == CacheControl()
+        assert response_cache_control(headers).max_age is None
+
+    def test_pragma_without_no_cache(self):
+        assert request_cache_control(Headers({"pragma": "x-other"})) == CacheControl()

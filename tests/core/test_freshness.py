@@ -7,7 +7,10 @@ from hypothesis import given, strategies as st
 
 from cdn_core.cache_policy import CacheOptions
 from cdn_core.freshness import (
+    EntryFreshness,
+    age_and_ttl,
     current_age,
+    entry_freshness,
     freshness_lifetime,
     has_explicit_freshness,
     is_fresh,
@@ -65,6 +68,11 @@ class TestHttpDate:
             "Sun, 01 Jan 0000 00:00:00 GMT",
         ):
             assert parse_http_date(value) is None, value
+
+    def test_padded_long_value_still_parses(self):
+        value = " " * 40 + "Sun, 06 Nov 1994 08:49:37 GMT" + " " * 40
+        assert parse_http_date(value) == 784111777.0
+        assert parse_http_date("x" * 100) is None
 
     @given(st.text(max_size=40))
     def test_never_raises(self, value):
@@ -200,6 +208,42 @@ class TestIsFresh:
         assert is_fresh(entry, now=clock(), options=OPTIONS)
         clock.advance(5)
         assert not is_fresh(entry, now=clock(), options=OPTIONS)
+
+
+class TestEntryFreshness:
+    def test_derived_once_and_kept_on_the_entry(self):
+        entry = make_entry(headers={"cache-control": "max-age=60", "age": "5"})
+        before = entry.memo
+        facts = entry_freshness(entry, options=OPTIONS)
+        assert before is None and entry.memo is facts
+        assert entry_freshness(entry, options=OPTIONS) is facts
+        assert (facts.lifetime_s, facts.initial_age_s, facts.cache_control.max_age) == (60, 5, 60)
+
+    def test_equal_options_reuse_it_and_other_options_recompute_it(self):
+        entry = make_entry(headers={"cache-control": "max-age=60, s-maxage=10"})
+        facts = entry_freshness(entry, options=OPTIONS)
+        assert entry_freshness(entry, options=CacheOptions()) is facts
+        private = entry_freshness(entry, options=CacheOptions(shared=False))
+        assert private.lifetime_s == 60 and facts.lifetime_s == 10
+
+    def test_copies_start_without_it_and_equality_ignores_it(self):
+        entry = make_entry(headers={"cache-control": "max-age=60"})
+        entry_freshness(entry, options=OPTIONS)
+        copy = entry.soft_purged(now=EPOCH + 1)
+        assert copy.memo is None
+        assert entry == make_entry(headers={"cache-control": "max-age=60"})
+        assert "memo" not in repr(entry)
+
+    def test_age_is_the_same_with_or_without_it(self):
+        entry = make_entry(headers={"age": "100"}, request_time=EPOCH - 2, response_time=EPOCH)
+        before = current_age(entry, now=EPOCH + 10)
+        assert isinstance(entry_freshness(entry, options=OPTIONS), EntryFreshness)
+        assert current_age(entry, now=EPOCH + 10) == before == 112
+
+    def test_age_and_ttl_together(self):
+        entry = make_entry(headers={"cache-control": "max-age=60"}, stale_at=EPOCH + 20)
+        assert age_and_ttl(entry, now=EPOCH + 5, options=OPTIONS) == (5, 15)
+        assert age_and_ttl(entry, now=EPOCH + 30, options=OPTIONS) == (30, -10)
 
 
 @given(
