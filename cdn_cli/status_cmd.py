@@ -1,5 +1,6 @@
-"""``cdn status --config F``: every configured node's health and figures, then the latency
-matrix (rows: nodes; columns: probe targets; cells: smoothed RTT in ms, ``down`` or ``-``)."""
+"""``cdn status --config F``: every configured node's health and figures, the latency matrix
+(rows: nodes; columns: probe targets; cells: smoothed RTT in ms, ``down`` or ``-``), then the
+chosen shield per edge and origin with the reason of the choice (the edge's last route)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import sys
 from typing import Any
 
 from cdn_cli.configfile import add_config_option, read_config
-from cdn_core.config import Config
-from cdn_core.registry import ClusterSnapshot
+from cdn_core.config import Config, Role
+from cdn_core.registry import ClusterSnapshot, RouteChoice
 from controlplane.store import StoreUnavailable, from_url
 
 
@@ -70,7 +71,22 @@ def render_status(config: Config, snapshot: ClusterSnapshot) -> list[str]:
             cells = [_cell(report.estimate(t) if report else None) for t in targets]
             matrix.append((node.name, *cells))
         lines += _table(matrix)
-    return lines
+    return lines + _routes(config, snapshot)
+
+
+def _routes(config: Config, snapshot: ClusterSnapshot) -> list[str]:
+    rows: list[tuple[str, ...]] = [("EDGE", "ORIGIN", "SHIELD", "VIA", "REASON")]
+    for node in config.nodes_with_role(Role.EDGE):
+        report = snapshot.nodes.get(node.name)
+        for origin, route in sorted(report.routes.items() if report else ()):
+            rows.append((node.name, origin, *_route_cells(route)))
+    if len(rows) == 1:
+        return []
+    return ["", "chosen shield per edge (last route):", *_table(rows)]
+
+
+def _route_cells(route: RouteChoice) -> tuple[str, str, str]:
+    return (route.shield or "direct", route.via or "-", route.reason or "-")
 
 
 def _cell(estimate: Any) -> str:

@@ -44,12 +44,27 @@ class PeerEstimate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RouteChoice:
+    """An edge's last route toward one origin, as ``cdn status`` shows it.
+
+    ``shield`` is None when the edge goes direct; ``via`` names the relay of a detour;
+    ``reason`` is a :class:`cdn_core.overlay.PathReason` value.
+    """
+
+    shield: str | None
+    via: str | None = None
+    reason: str = ""
+    planned_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStats:
     """The figures a node's data plane hands its control-plane agent each heartbeat."""
 
     cache_objects: int = 0
     cache_bytes: int = 0
     load_rps: float = 0.0
+    routes: Mapping[str, RouteChoice] = field(default_factory=dict)  # per origin (edges)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +88,7 @@ class NodeReport:
     load_rps: float = 0.0
     capacity_rps: float | None = None
     estimates: Mapping[str, PeerEstimate] = field(default_factory=dict)
+    routes: Mapping[str, RouteChoice] = field(default_factory=dict)  # origin -> last route
 
     def estimate(self, target: str) -> PeerEstimate | None:
         return self.estimates.get(target)

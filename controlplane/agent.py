@@ -140,6 +140,7 @@ class NodeAgent:
             load_rps=stats.load_rps,
             capacity_rps=node.capacity_rps,
             estimates=dict(self.prober.estimates()),
+            routes=dict(stats.routes),
         )
 
     async def _heartbeat_loop(self) -> None:

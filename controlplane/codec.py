@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cdn_core.config import Role
-from cdn_core.registry import NodeReport, PeerEstimate
+from cdn_core.registry import NodeReport, PeerEstimate, RouteChoice
 
 
 def report_to_json(report: NodeReport) -> str:
@@ -26,6 +26,7 @@ def report_to_json(report: NodeReport) -> str:
         "load_rps": report.load_rps,
         "capacity_rps": report.capacity_rps,
         "estimates": {t: _estimate_to_dict(e) for t, e in report.estimates.items()},
+        "routes": {o: _route_to_dict(r) for o, r in report.routes.items()},
     }
     return json.dumps(data, separators=(",", ":"))
 
@@ -34,6 +35,7 @@ def report_from_json(text: str | bytes) -> NodeReport:
     """Parse a report; raises ValueError (or KeyError/TypeError) on a malformed one."""
     data = json.loads(text)
     estimates = data.get("estimates") or {}
+    routes = data.get("routes") or {}
     return NodeReport(
         node=str(data["node"]),
         role=Role(data["role"]),
@@ -49,6 +51,7 @@ def report_from_json(text: str | bytes) -> NodeReport:
         load_rps=float(data.get("load_rps", 0.0)),
         capacity_rps=None if data.get("capacity_rps") is None else float(data["capacity_rps"]),
         estimates={str(t): _estimate_from_dict(e) for t, e in estimates.items()},
+        routes={str(o): _route_from_dict(r) for o, r in routes.items()},
     )
 
 
@@ -70,4 +73,23 @@ def _estimate_from_dict(data: Mapping[str, Any]) -> PeerEstimate:
         loss=float(data["loss"]),
         up=bool(data["up"]),
         samples=int(data["samples"]),
+    )
+
+
+def _route_to_dict(route: RouteChoice) -> dict[str, Any]:
+    return {
+        "shield": route.shield,
+        "via": route.via,
+        "reason": route.reason,
+        "planned_at": route.planned_at,
+    }
+
+
+def _route_from_dict(data: Mapping[str, Any]) -> RouteChoice:
+    shield, via = data.get("shield"), data.get("via")
+    return RouteChoice(
+        shield=None if shield is None else str(shield),
+        via=None if via is None else str(via),
+        reason=str(data.get("reason", "")),
+        planned_at=float(data.get("planned_at", 0.0)),
     )

@@ -1,17 +1,20 @@
 """Wiring one node: the data-plane app, the admin app, the store, metrics and upstreams.
 
 :func:`build_node` assembles a :class:`Node` from the config; :meth:`Node.start` binds the data
-listener (``node.listen``) and the admin listener (``node.admin``). The admin listener serves
-``/healthz`` and ``/metrics`` (and the control plane's routes when the agent runs) and never
-user traffic; the data listener never serves ``/metrics``: every path there belongs to an origin.
+listener (``node.listen_bind``: ``bind`` when set, else ``listen``; over TLS when ``data_ssl`` is
+set, as on a shield with ``[overlay.tls]``) and the admin listener (``node.admin_listen_bind``).
+The admin listener serves ``/healthz`` and ``/metrics`` (and the control plane's routes when the
+agent runs) and never user traffic; the data listener never serves ``/metrics``: every path
+there belongs to an origin.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from cdn_core.config import Config, HostPort, NodeConfig, Role
-from cdn_core.registry import NodeStats
+from cdn_core.registry import NodeStats, RouteChoice
 from edge.coalesce import Coalescer
 from edge.handler import EdgeHandler
 from edge.limits import EdgeRunner
@@ -47,6 +50,9 @@ class Node:
     handler: EdgeHandler
     meter: RateMeter
     agent: Any = None  # controlplane.agent.NodeAgent when the control plane is wired in
+    data_ssl: ssl.SSLContext | None = None  # the shield's mutual TLS (``[overlay.tls]``)
+    # The edge's last route per origin (the overlay's), reported for ``cdn status``.
+    routes: Callable[[], Mapping[str, RouteChoice]] | None = None
     data_address: HostPort | None = None
     admin_address: HostPort | None = None
     _runners: list[web.BaseRunner] = field(default_factory=list)
@@ -56,19 +62,23 @@ class Node:
             cache_objects=len(self.store),
             cache_bytes=self.store.used_bytes,
             load_rps=self.meter.rate(),
+            routes=self.routes() if self.routes is not None else {},
         )
 
     async def start(self) -> None:
         data = EdgeRunner(self.data_app, self.config.proxy, handle_signals=False)
         admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
-        self.data_address = await _bind(data, self.node.listen, self._runners)
-        self.admin_address = await _bind(admin, self.node.admin, self._runners)
+        self.data_address = await _bind(
+            data, self.node.listen_bind, self._runners, ssl_context=self.data_ssl
+        )
+        self.admin_address = await _bind(admin, self.node.admin_listen_bind, self._runners)
         if self.agent is not None:
             await self.agent.start()
         log.info(
-            "%s %s serving on http://%s (admin http://%s)",
+            "%s %s serving on %s://%s (admin http://%s)",
             self.role.value,
             self.node.name,
+            "https" if self.data_ssl is not None else "http",
             self.data_address,
             self.admin_address,
         )
@@ -82,11 +92,22 @@ class Node:
 
 
 async def _bind(
-    runner: web.BaseRunner, address: HostPort, runners: list[web.BaseRunner]
+    runner: web.BaseRunner,
+    address: HostPort,
+    runners: list[web.BaseRunner],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> HostPort:
     await runner.setup()
     runners.append(runner)
-    site = web.TCPSite(runner, address.host, address.port, reuse_address=True, backlog=1024)
+    site = web.TCPSite(
+        runner,
+        address.host,
+        address.port,
+        ssl_context=ssl_context,
+        reuse_address=True,
+        backlog=1024,
+    )
     await site.start()
     server = getattr(site, "_server", None)
     sockets = getattr(server, "sockets", None) or []
@@ -127,6 +148,7 @@ def build_node(
         metrics=metrics,
         clock=clock,
         meter=meter,
+        role=role,
     )
     built = Node(
         config=config,

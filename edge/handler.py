@@ -44,10 +44,11 @@ from cdn_core.cache_policy import (
     select_variant,
 )
 from cdn_core.cache_status import Forward, cache_status_entry
-from cdn_core.config import Config, NodeConfig, OriginConfig
+from cdn_core.config import Config, NodeConfig, OriginConfig, Role
 from cdn_core.entry import StoredEntry
 from cdn_core.errors import UpstreamError, UpstreamTimeout
 from cdn_core.freshness import current_age, remaining_ttl_s
+from cdn_core.hop import HopRefused, check_client_loop, is_overlay_header
 from cdn_core.http import Headers, RequestHead, ResponseHead, strip_hop_by_hop
 from cdn_core.response_headers import client_headers
 from edge.coalesce import Coalescer, Flight
@@ -88,9 +89,13 @@ class EdgeHandler:
         metrics: EdgeMetrics,
         clock: Callable[[], float],
         meter: RateMeter | None = None,
+        role: Role | None = None,
     ) -> None:
         self._origins = {host: o for o in config.origins for host in o.hostnames}
         self._node = node.name
+        self._cluster = config.cluster
+        # An edge faces users; a shield faces edges (its ingress middleware checks the hop).
+        self._is_edge = (role or node.role) is Role.EDGE
         self._via = f"1.1 {node.name}"
         self._proxy = config.proxy
         self._options = CacheOptions.from_config(config.cache)
@@ -144,7 +149,19 @@ class EdgeHandler:
             )
         check_body_size(request.content_length, self._proxy)
         headers = Headers(request.headers.items())
+        if self._is_edge:
+            headers = self._user_fields(headers)
         return RequestHead(method=request.method, host=name, target=target, headers=headers), origin
+
+    def _user_fields(self, headers: Headers) -> Headers:
+        """A user's fields minus any ``X-Overlay-*``; 508 when it already crossed this CDN."""
+        if isinstance(check_client_loop(headers, cluster=self._cluster), HopRefused):
+            raise RequestRejected(
+                508, f"the request already went through the CDN {self._cluster!r} (CDN-Loop)"
+            )
+        if any(is_overlay_header(name) for name, _ in headers):
+            headers = Headers((k, v) for k, v in headers if not is_overlay_header(k))
+        return headers
 
     def _reject(self, exc: RequestRejected) -> web.Response:
         status = self._status(hit=False, detail="rejected")
@@ -565,7 +582,8 @@ class EdgeHandler:
             method = "GET"
         if extra:
             headers = Headers([*headers, *extra])
-        if client_ip:
+        if client_ip and self._is_edge:
+            # On a shield, the edge already appended the user's address.
             forwarded = headers.get_joined("x-forwarded-for")
             value = f"{forwarded}, {client_ip}" if forwarded else client_ip
             headers = headers.with_set("x-forwarded-for", value)

@@ -114,10 +114,13 @@ def map_client_error(exc: BaseException) -> UpstreamError:
 class DirectUpstream:
     """Straight to one origin's ``url`` over a pooled keep-alive session."""
 
-    def __init__(self, origin: OriginConfig, proxy: ProxyConfig) -> None:
+    def __init__(
+        self, origin: OriginConfig, proxy: ProxyConfig, *, source_address: str | None = None
+    ) -> None:
         self.origin = origin
         self._base = origin.url
         self._proxy = proxy
+        self._source_address = source_address
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -125,6 +128,7 @@ class DirectUpstream:
             limit=self._proxy.upstream_pool_size,
             keepalive_timeout=self._proxy.keepalive_timeout_s,
             ttl_dns_cache=60,
+            local_addr=(self._source_address, 0) if self._source_address else None,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
