@@ -41,8 +41,20 @@ def key_of(host: str, target: str) -> str:
 
 
 def normalize_host(host: str) -> str:
-    """Lower-case ``host`` and drop any port (``[v6]:port`` included) and trailing dot."""
-    host = host.strip().lower()
+    """Lower-case ``host`` and drop any port (``[v6]:port`` included) and trailing dot.
+
+    Applied until nothing changes, so that normalising a normalised host is a no-op.
+    """
+    host = host.lower()
+    while True:  # after lower-casing, each further round only removes characters
+        shorter = _strip_host_once(host)
+        if shorter == host:
+            return host
+        host = shorter
+
+
+def _strip_host_once(host: str) -> str:
+    host = host.strip()
     if host.startswith("["):
         return host[: host.find("]") + 1] if "]" in host else host
     name, sep, port = host.rpartition(":")
