@@ -98,6 +98,7 @@ def _quickstart(plan: LabPlan, config_path: str, run_dir: str) -> list[str]:
         f"  {cdn} status --config {cfg}",
         f"  {cdn} lab wan set {a} {b} --rtt 300ms --run-dir {shlex.quote(run_dir)}",
         "",
+        f"Prometheus scrape config: {os.path.join(run_dir, 'prometheus.yml')}",
         "Ctrl-C stops the lab and every process it started.",
     ]
 

@@ -33,6 +33,7 @@ import tomli_w
 from cdn_core.config import Config, HostPort, Role
 from infra.lab_plan import LabPlan, plan_lab
 from infra.lab_wan import LabWan
+from infra.monitoring.scrape import RULES_FILE, render as render_scrape_config
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ def prepare(options: LabOptions) -> tuple[LabPlan, Path, subprocess.Popen[bytes]
     config_path = options.run_dir / "cdn.toml"
     with open(config_path, "wb") as file:
         tomli_w.dump(plan.document, file)
+    prometheus = render_scrape_config(plan.config, rule_files=(str(RULES_FILE),))
+    (options.run_dir / "prometheus.yml").write_text(prometheus)
     return plan, config_path, redis
 
 
