@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +30,7 @@ import dns.message
 import tomli_w
 
 from cdn_core.config import Config, HostPort, Role
+from controlplane.redis_server import redis_binary, start_redis_server, wait_for_port
 from infra.lab_plan import LabPlan, plan_lab
 from infra.lab_wan import LabWan
 from infra.monitoring.scrape import RULES_FILE, render as render_scrape_config
@@ -98,17 +98,11 @@ def _load_topology(options: LabOptions) -> dict[str, Any]:
 
 
 def _start_redis(run_dir: Path) -> tuple[str, subprocess.Popen[bytes] | None]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if redis_binary() is None:
         return "memory", None
     port = free_port("127.0.0.1")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=run_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-    )
+    process = start_redis_server(port, run_dir, preexec_fn=_die_with_parent)
+    wait_for_port("127.0.0.1", port, 10.0)
     return f"redis://127.0.0.1:{port}/0", process
 
 

@@ -15,9 +15,7 @@ import asyncio
 import shutil
 import socket
 import statistics
-import subprocess
 import tempfile
-import time
 from typing import Any
 
 from cdn_core.config import load_config
@@ -25,6 +23,7 @@ from cdn_core.purge import PurgeRule
 from cdn_core.registry import NodeStats
 from controlplane.agent import NodeAgent
 from controlplane.purge_log import new_rule, purge_and_wait
+from controlplane.redis_server import start_redis_server, wait_for_port
 from controlplane.redis_store import RedisControlStore
 
 
@@ -124,25 +123,9 @@ def main() -> None:
     with open(secret, "w") as file:
         file.write("bench-secret-0123456789")
     port = _free_port()
-    redis = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    redis = start_redis_server(port, workdir)
     try:
-        time.sleep(0.3)
+        wait_for_port("127.0.0.1", port, 10.0)
         latencies = asyncio.run(_run(f"redis://127.0.0.1:{port}/0", args, secret))
     finally:
         redis.terminate()

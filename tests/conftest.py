@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from controlplane.redis_server import redis_binary, start_redis_server, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,17 +24,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _wait_for_port(host: str, port: int, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout_s}s")
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A real Redis: $REDIS_URL when set, else a redis-server started here on a free port."""
@@ -42,30 +31,13 @@ def redis_url() -> Iterator[str]:
     if configured:
         yield configured
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if redis_binary() is None:
         pytest.fail("tests need redis-server on PATH or REDIS_URL set")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="cdn-test-redis-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_redis_server(port, workdir)
     try:
-        _wait_for_port("127.0.0.1", port, 10.0)
+        wait_for_port("127.0.0.1", port, 10.0)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()

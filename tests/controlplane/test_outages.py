@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,9 +11,10 @@ import pytest
 
 from cdn_core.purge import PurgeKind
 from controlplane.purge_log import issue_purge, new_rule
+from controlplane.redis_server import start_redis_server, wait_for_port
 from controlplane.redis_store import RedisControlStore
 from controlplane.store import StoreUnavailable
-from tests.conftest import _wait_for_port, free_port
+from tests.conftest import free_port
 
 from .harness import Cluster, eventually, make_config
 
@@ -90,28 +90,8 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, Callable[[], None], Callabl
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> None:
-        procs.append(
-            subprocess.Popen(
-                [
-                    shutil.which("redis-server") or "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                    "--dir",
-                    str(workdir),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        _wait_for_port("127.0.0.1", port, 10.0)
+        procs.append(start_redis_server(port, workdir, durable=True))
+        wait_for_port("127.0.0.1", port, 10.0)
 
     def kill() -> None:
         procs[-1].kill()
