@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from cdn_core.http import Headers
+from cdn_core.http import Headers, split_unquoted
 
 # RFC 9111 §1.2.2: delta-seconds larger than this are capped to it.
 MAX_DELTA_SECONDS = 2_147_483_648
@@ -158,7 +158,7 @@ def request_cache_control(headers: Headers) -> CacheControl:
 
 def _directives(value: str) -> dict[str, str | None]:
     found: dict[str, str | None] = {}
-    for part in _split_list(value):
+    for part in (p for p in split_unquoted(value) if p.strip()):
         match = _DIRECTIVE.fullmatch(part)
         if match is None:
             continue
@@ -169,27 +169,6 @@ def _directives(value: str) -> dict[str, str | None]:
             argument = match["token"]
         found.setdefault(name, argument)
     return found
-
-
-def _split_list(value: str) -> list[str]:
-    """Split on commas outside quoted strings."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return [p for p in parts if p.strip()]
 
 
 def _delta(directives: dict[str, str | None], name: str, *, invalid: int | None) -> int | None:

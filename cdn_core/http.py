@@ -97,6 +97,31 @@ class Headers:
         return Headers([*kept, *((k, v) for k, v in updates if k in replace)])
 
 
+def split_unquoted(value: str, separator: str = ",") -> list[str]:
+    """Split a field value on ``separator`` outside quoted strings (RFC 9110 §5.6.1, §5.6.4).
+
+    Parts are returned as they are, empty ones included; backslash escapes inside quotes are
+    kept for the caller to undo.
+    """
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
 def connection_tokens(headers: Headers) -> frozenset[str]:
     """Field names listed in ``Connection`` (RFC 9110 §7.6.1), lower-cased."""
     tokens: set[str] = set()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from cdn_core.http import split_unquoted
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestRecord:
@@ -49,7 +51,7 @@ class RequestRecord:
 
 def split_list(value: str) -> list[str]:
     """Split a structured-field list on commas outside quoted strings (RFC 8941 §3.1)."""
-    return [m.strip() for m in _split_unquoted(value, ",") if m.strip()]
+    return [m.strip() for m in split_unquoted(value, ",") if m.strip()]
 
 
 def member_params(member: str) -> tuple[str, dict[str, str]]:
@@ -57,33 +59,13 @@ def member_params(member: str) -> tuple[str, dict[str, str]]:
 
     A bare parameter (``hit``) maps to ``"?1"``, the structured-field boolean true.
     """
-    parts = [p.strip() for p in _split_unquoted(member, ";")]
+    parts = [p.strip() for p in split_unquoted(member, ";")]
     params: dict[str, str] = {}
     for part in parts[1:]:
         key, sep, raw = part.partition("=")
         if key:
             params[key.strip().lower()] = raw.strip() if sep else "?1"
     return parts[0], params
-
-
-def _split_unquoted(value: str, separator: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif quoted and char == "\\":
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
 
 
 def edge_member(cache_status: str | None) -> str | None:
