@@ -6,19 +6,27 @@ set, as on a shield with ``[overlay.tls]``) and the admin listener (``node.admin
 The admin listener serves ``/healthz`` and ``/metrics`` (and the control plane's routes when the
 agent runs) and never user traffic; the data listener never serves ``/metrics``: every path
 there belongs to an origin.
+
+The data listener runs on aiohttp's low-level server: every request goes straight to
+:meth:`EdgeHandler.handle`, through the middlewares a role put on ``Node.data_app`` (the shield's
+overlay ingress), composed once when the node starts. ``data_app`` is never served itself; it
+holds those middlewares, so that a role wires itself in as on any aiohttp app.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion11
+from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -26,7 +34,7 @@ from cdn_core.config import Config, HostPort, NodeConfig, Role
 from cdn_core.registry import NodeStats, RouteChoice
 from edge.coalesce import Coalescer
 from edge.handler import EdgeHandler
-from edge.limits import EdgeRunner
+from edge.limits import EdgeRunner, RequestServer
 from edge.metrics import EdgeMetrics, RateMeter
 from edge.store import CacheStore
 from edge.upstream import Upstream, UpstreamFactory, direct_upstream
@@ -49,6 +57,7 @@ class Node:
     metrics: EdgeMetrics
     handler: EdgeHandler
     meter: RateMeter
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
     agent: Any = None  # controlplane.agent.NodeAgent when the control plane is wired in
     data_ssl: ssl.SSLContext | None = None  # the shield's mutual TLS (``[overlay.tls]``)
     # The edge's last route per origin (the overlay's), reported for ``cdn status``.
@@ -66,7 +75,8 @@ class Node:
         )
 
     async def start(self) -> None:
-        data = EdgeRunner(self.data_app, self.config.proxy, handle_signals=False)
+        serve = data_plane(self.handler.handle, self.data_app.middlewares)
+        data = EdgeRunner(serve, self.config.proxy, handle_signals=False)
         admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
         self.data_address = await _bind(
             data, self.node.listen_bind, self._runners, ssl_context=self.data_ssl
@@ -89,6 +99,9 @@ class Node:
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
             await runner.cleanup()
+        await self.handler.close()
+        for upstream in self.upstreams.values():
+            await upstream.close()
 
 
 async def _bind(
@@ -154,12 +167,13 @@ def build_node(
         config=config,
         node=node,
         role=role or node.role,
-        data_app=_data_app(handler, upstreams),
+        data_app=web.Application(),
         admin_app=_admin_app(node, registry),
         store=store,
         metrics=metrics,
         handler=handler,
         meter=meter,
+        upstreams=upstreams,
     )
     if secret is not None:
         built.agent = _control_plane_agent(built, secret)
@@ -168,18 +182,37 @@ def build_node(
     return built
 
 
-def _data_app(handler: EdgeHandler, upstreams: dict[str, Upstream]) -> web.Application:
-    app = web.Application()
-    app.router.add_route("*", "/{path:.*}", handler.handle)
+def data_plane(serve: RequestServer, middlewares: Sequence[Middleware]) -> RequestServer:
+    """The data listener's request handler: ``serve`` behind ``middlewares`` (outermost first).
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await handler.close()
-        for upstream in upstreams.values():
-            await upstream.close()
+    What aiohttp's Application did for the data plane, and nothing else: answer ``Expect``
+    first, then run the middlewares (new-style, as ``middleware(request, handler=...)``).
+    """
+    chained = serve
+    for middleware in reversed(middlewares):
+        if getattr(middleware, "__middleware_version__", None) != 1:
+            raise TypeError(f"{middleware!r} is not a @web.middleware (new-style) middleware")
+        chained = functools.partial(middleware, handler=chained)
 
-    app.cleanup_ctx.append(lifecycle)
-    return app
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.headers.get(hdrs.EXPECT):
+            await _expect(request)
+        return await chained(request)
+
+    return handle
+
+
+async def _expect(request: web.BaseRequest) -> None:
+    """``Expect: 100-continue`` gets its interim answer; any other expectation 417 (RFC 9110
+    §10.1.1), as aiohttp's router answers it."""
+    expect = request.headers.get(hdrs.EXPECT, "")
+    if request.version != HttpVersion11:
+        return
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0
+    await request.writer.drain()
 
 
 def _admin_app(node: NodeConfig, registry: CollectorRegistry) -> web.Application:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -21,7 +22,7 @@ from typing import Any, assert_never
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from cdn_core.cache_key import normalize_host, primary_key
 from cdn_core.cache_policy import (
@@ -48,7 +49,7 @@ from cdn_core.config import Config, NodeConfig, OriginConfig, Role
 from cdn_core.entry import StoredEntry
 from cdn_core.errors import UpstreamError, UpstreamTimeout
 from cdn_core.freshness import current_age, remaining_ttl_s
-from cdn_core.hop import HopRefused, check_client_loop, is_overlay_header
+from cdn_core.hop import OVERLAY_PREFIX, HopRefused, check_client_loop, is_overlay_header
 from cdn_core.http import Headers, RequestHead, ResponseHead, strip_hop_by_hop
 from cdn_core.response_headers import client_headers
 from edge.coalesce import Coalescer, Flight
@@ -62,6 +63,12 @@ from edge.upstream import RequestBody, Timeouts, Upstream, UpstreamResponse
 log = logging.getLogger(__name__)
 
 MAX_BACKGROUND_REFRESHES = 64
+
+# Bounds of the hit path's memos (each is cleared when full): Host values of configured origins,
+# primary keys of (host, target) pairs, and this node's Cache-Status member of a hit per TTL.
+_MAX_HOSTS = 256
+_MAX_KEYS = 4096
+_MAX_HIT_STATUSES = 1024
 
 # The edge always asks upstream for the full object: the client's own validators and ranges
 # are answered from the stored copy (RFC 9111 §4.3.2, RFC 9110 §14.2).
@@ -110,6 +117,10 @@ class EdgeHandler:
         # Until the control-plane agent has applied every purge it missed, nothing is served
         # from the cache (DESIGN.md: no purge is lost).
         self.cache_ready: Callable[[], bool] = _always
+        # Memos of pure functions of the request, so that a hit does not redo them.
+        self._sites: dict[str, tuple[str, OriginConfig]] = {}
+        self._keys: dict[tuple[str, str], str] = {}
+        self._hit_statuses: dict[int, str] = {}
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         if self._meter is not None:
@@ -134,11 +145,24 @@ class EdgeHandler:
 
     def _admit(self, request: web.BaseRequest) -> tuple[RequestHead, OriginConfig]:
         check_head_size(request.raw_headers, self._proxy)
+        fields = request.headers
         target = request.raw_path
         if target.startswith("/"):
-            host = request.headers.get("Host", "")
+            host = fields.get("Host", "")
         else:
             host, target = _absolute_form(target)
+        site = self._sites.get(host)
+        if site is None:
+            site = self._site(host)
+        name, origin = site
+        check_body_size(request.content_length, self._proxy)
+        headers = Headers(fields.items())
+        if self._is_edge:
+            headers = self._user_fields(fields, headers)
+        return RequestHead(method=request.method, host=name, target=target, headers=headers), origin
+
+    def _site(self, host: str) -> tuple[str, OriginConfig]:
+        """The normalised name and the origin of a ``Host`` value; 400 or 421 when none."""
         if not host:
             raise RequestRejected(400, "the request has no Host header")
         name = normalize_host(host)
@@ -147,19 +171,21 @@ class EdgeHandler:
             raise RequestRejected(
                 421, f"this CDN node does not serve the host {name!r} (not a configured origin)"
             )
-        check_body_size(request.content_length, self._proxy)
-        headers = Headers(request.headers.items())
-        if self._is_edge:
-            headers = self._user_fields(headers)
-        return RequestHead(method=request.method, host=name, target=target, headers=headers), origin
+        if len(self._sites) >= _MAX_HOSTS:
+            self._sites.clear()
+        self._sites[host] = (name, origin)
+        return name, origin
 
-    def _user_fields(self, headers: Headers) -> Headers:
+    def _user_fields(self, fields: CIMultiDictProxy[str], headers: Headers) -> Headers:
         """A user's fields minus any ``X-Overlay-*``; 508 when it already crossed this CDN."""
-        if isinstance(check_client_loop(headers, cluster=self._cluster), HopRefused):
+        if "CDN-Loop" in fields and isinstance(
+            check_client_loop(headers, cluster=self._cluster), HopRefused
+        ):
             raise RequestRejected(
                 508, f"the request already went through the CDN {self._cluster!r} (CDN-Loop)"
             )
-        if any(is_overlay_header(name) for name, _ in headers):
+        # Headers holds lower-cased names: a prefix test is is_overlay_header.
+        if any(name.startswith(OVERLAY_PREFIX) for name, _ in headers):
             headers = Headers((k, v) for k, v in headers if not is_overlay_header(k))
         return headers
 
@@ -174,14 +200,14 @@ class EdgeHandler:
     async def _lookup(
         self, request: web.BaseRequest, head: RequestHead, upstream: Upstream
     ) -> web.StreamResponse:
-        key = primary_key(head)
+        key = self._key(head)
         if not self.cache_ready():
             return await self._forward(request, head, key, upstream, Forward.BYPASS, None)
         now = self._clock()
         decision = decide_lookup(head, self._store.candidates(key), now=now, options=self._options)
         match decision:
             case Hit(entry=entry, age_s=age, ttl_s=ttl):
-                status = self._status(hit=True, ttl_s=ttl)
+                status = self._hit_status(ttl)
                 served = self._serve(head, entry, age, status, Outcome.HIT)
             case ServeStale(entry=entry, age_s=age, revalidate_in_background=refresh, ttl_s=ttl):
                 if refresh:
@@ -608,6 +634,28 @@ class EdgeHandler:
 
     def _status(self, **params: Any) -> str:
         return cache_status_entry(self._node, **params)
+
+    def _hit_status(self, ttl_s: float) -> str:
+        """``self._status(hit=True, ttl_s=ttl_s)``, memoised per whole second of TTL."""
+        if not math.isfinite(ttl_s):
+            return self._status(hit=True, ttl_s=ttl_s)
+        whole = math.floor(ttl_s)
+        status = self._hit_statuses.get(whole)
+        if status is None:
+            if len(self._hit_statuses) >= _MAX_HIT_STATUSES:
+                self._hit_statuses.clear()
+            status = self._hit_statuses[whole] = self._status(hit=True, ttl_s=whole)
+        return status
+
+    def _key(self, head: RequestHead) -> str:
+        """``primary_key(head)``, memoised per (host, target)."""
+        pair = (head.host, head.target)
+        key = self._keys.get(pair)
+        if key is None:
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()
+            key = self._keys[pair] = primary_key(head)
+        return key
 
 
 def _always() -> bool:

@@ -10,6 +10,7 @@ traceback. The handler then checks what the parser cannot: the total header byte
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web, web_protocol
@@ -20,6 +21,8 @@ from cdn_core.config import ProxyConfig
 log = logging.getLogger(__name__)
 
 MAX_HEADER_FIELDS = 256
+
+RequestServer = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class RequestRejected(Exception):
@@ -62,30 +65,30 @@ class _EdgeRequestHandler(web_protocol.RequestHandler):
 
 
 class _EdgeServer(web.Server):
+    """aiohttp's low-level server (no Application, no router) with our connection handler."""
+
     def __call__(self) -> web_protocol.RequestHandler:
         return _EdgeRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
-class EdgeRunner(web.AppRunner):
-    """An :class:`aiohttp.web.AppRunner` whose parser limits come from ``[proxy]``."""
+class EdgeRunner(web.ServerRunner):
+    """A low-level :class:`aiohttp.web.ServerRunner` for ``serve``, parser limits from ``[proxy]``.
 
-    def __init__(self, app: web.Application, proxy: ProxyConfig, **kwargs: Any) -> None:
-        super().__init__(
-            app,
+    ``serve`` is called with each parsed request: the data plane runs below aiohttp's web layer
+    (no Application, router or per-request match info).
+    """
+
+    def __init__(self, serve: RequestServer, proxy: ProxyConfig, **kwargs: Any) -> None:
+        server = _EdgeServer(
+            serve,
             max_line_size=proxy.max_header_bytes,
             max_field_size=proxy.max_header_bytes,
             max_headers=MAX_HEADER_FIELDS,
             auto_decompress=False,
             access_log=None,
             keepalive_timeout=proxy.keepalive_timeout_s,
-            **kwargs,
         )
-
-    async def _make_server(self) -> web.Server:
-        server = await super()._make_server()
-        # aiohttp has no hook for the connection handler class; swap the factory's class.
-        server.__class__ = _EdgeServer
-        return server
+        super().__init__(server, **kwargs)
 
 
 def check_head_size(raw_headers: tuple[tuple[bytes, bytes], ...], proxy: ProxyConfig) -> None:
