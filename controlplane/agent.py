@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from cdn_core.config import Config, Role
 from cdn_core.purge import PurgeTarget
 from cdn_core.registry import NodeReport, NodeStats, PeerEstimate
+from controlplane.cancellation import raise_if_cancelling
 from controlplane.position import LogPosition, PositionFile, later
 from controlplane.prober import Prober
 from controlplane.store import LOG_START, ControlStore, LogEntry, StoreUnavailable
@@ -149,7 +150,9 @@ class NodeAgent:
             try:
                 await self.store.publish_report(self.report(), ttl_s=cp.node_ttl_s)
             except StoreUnavailable as exc:
+                raise_if_cancelling()
                 log.warning("%s: heartbeat failed: %s", self.node.name, exc)
+            raise_if_cancelling()
             await asyncio.sleep(cp.heartbeat_interval_s)
 
     # -- purge follower ------------------------------------------------------------------------
@@ -167,12 +170,15 @@ class NodeAgent:
                 if entries:
                     await self._apply(entries)
                 backoff_s = 0.05
+                raise_if_cancelling()
             except StoreUnavailable as exc:
+                raise_if_cancelling()
                 self._synced = False
                 log.warning("%s: purge log unavailable (retrying): %s", self.node.name, exc)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
             except Exception:  # never let the follower die: a dead follower misses purges
+                raise_if_cancelling()
                 self._synced = False
                 log.exception("%s: purge follower failed (retrying)", self.node.name)
                 await asyncio.sleep(backoff_s)

@@ -72,7 +72,8 @@ class MemoryControlStore:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter, timeout_s)
+            async with asyncio.timeout(timeout_s):  # not wait_for: it can lose a cancellation
+                await waiter
 
     # -- registry ------------------------------------------------------------------------------
 

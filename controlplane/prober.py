@@ -36,6 +36,7 @@ from cdn_core.latency import (
     update_estimate,
 )
 from cdn_core.registry import PeerEstimate, network_target, node_target, origin_target
+from controlplane.cancellation import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class Prober:
         while True:
             started = time.monotonic()
             await self.probe_round()
+            raise_if_cancelling()
             await asyncio.sleep(max(0.0, self._policy.interval_s - (time.monotonic() - started)))
 
     async def probe_round(self) -> None:
@@ -166,6 +168,7 @@ class Prober:
                 else:
                     ok = await self._http(target)
         except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+            raise_if_cancelling()
             log.debug("probe of %s failed: %r", target.name, exc)
             return None
         return (time.perf_counter() - started) * 1000 if ok else None

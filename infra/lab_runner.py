@@ -263,8 +263,9 @@ async def run_lab(options: LabOptions, *, on_ready: Any = None) -> int:
 
 async def _run_until_stopped(lab: Lab, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await stop.wait()
         for child in lab.children:
             if child.process.poll() is not None and child.name != "redis":
                 log.warning("%s exited with status %s", child.name, child.process.returncode)

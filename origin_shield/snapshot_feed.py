@@ -17,6 +17,7 @@ from typing import Protocol
 
 from cdn_core.config import Config, Role
 from cdn_core.registry import ClusterSnapshot, NodeReport
+from controlplane.cancellation import raise_if_cancelling
 from controlplane.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class SnapshotFeed:
         try:
             self.current = await self._source.snapshot()
         except StoreUnavailable as exc:
+            raise_if_cancelling()
             log.warning("control plane unreachable, routing on the last snapshot: %s", exc)
             return False
         self.refreshed += 1
@@ -81,3 +83,4 @@ class SnapshotFeed:
         while True:
             await asyncio.sleep(self._interval_s)
             await self.refresh()
+            raise_if_cancelling()

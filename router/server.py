@@ -34,6 +34,7 @@ from cdn_core.routing import (
     decide_routes,
     route_client,
 )
+from controlplane.cancellation import raise_if_cancelling
 from router import fastpath, wire
 from router.answer import NO_EDNS_LIMIT, OUR_PAYLOAD, TCP_LIMIT, Responder, Zone
 from router.metrics import DECISION_SAMPLE, RouteKey, RouterMetrics
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 MAX_TCP_CONNECTIONS = 256
 MAX_TCP_QUERIES = 1000
+CLOSE_WAIT_S = 2.0
 TCP_IDLE_S = 10.0
 SNAPSHOT_TIMEOUT_S = 2.0
 _MAX_CACHED_CLIENTS = 65536
@@ -143,8 +145,12 @@ class DnsRouter:
     async def refresh(self) -> bool:
         """Read the control plane once and install the new table; False if it was unreadable."""
         try:
-            snapshot = await asyncio.wait_for(self.source.snapshot(), SNAPSHOT_TIMEOUT_S)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # races with completion, and then close() would wait for this loop forever.
+            async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
+                snapshot = await self.source.snapshot()
         except Exception as exc:  # any store failure: keep serving the last table
+            raise_if_cancelling()
             log.warning("cannot read the control plane, keeping the last routing table: %s", exc)
             self.metrics.snapshot_errors.inc()
             return False
@@ -156,6 +162,7 @@ class DnsRouter:
         while True:
             await asyncio.sleep(self.refresh_s)
             await self.refresh()
+            raise_if_cancelling()
 
     def route(self, address: IPAddress) -> ClientRoute:
         """The route for one client address, from the current table (not cached, not counted)."""
@@ -316,8 +323,12 @@ class DnsRouter:
         if self._tcp is not None:
             self._tcp.close()
             for writer in list(self._tcp_writers):
-                writer.close()
-            await self._tcp.wait_closed()
+                writer.transport.abort()
+            # A connection accepted just before close() may not be tracked yet; it ends at its
+            # idle timeout, and shutting down does not wait for that.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT_S):
+                    await self._tcp.wait_closed()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self._tcp_writers) >= MAX_TCP_CONNECTIONS:
@@ -328,8 +339,9 @@ class DnsRouter:
         source = peer[0] if peer else "0.0.0.0"
         try:
             for _ in range(MAX_TCP_QUERIES):
-                size = await asyncio.wait_for(reader.readexactly(2), TCP_IDLE_S)
-                data = await asyncio.wait_for(reader.readexactly(int.from_bytes(size)), TCP_IDLE_S)
+                async with asyncio.timeout(TCP_IDLE_S):
+                    size = await reader.readexactly(2)
+                    data = await reader.readexactly(int.from_bytes(size))
                 out = self.handle(data, source, tcp=True)
                 if out is None:
                     break
