@@ -72,17 +72,30 @@ class Upstream(Protocol):
 UpstreamFactory = Callable[[OriginConfig, ProxyConfig], Upstream]
 
 
-class _AiohttpResponse:
+def raw_header_pairs(response: aiohttp.ClientResponse) -> list[tuple[str, str]]:
+    """The response's header fields as received, decoded as HTTP allows (latin-1)."""
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
+
+
+class AiohttpResponse:
+    """An aiohttp response as an :class:`UpstreamResponse`: the body is read chunk by chunk,
+    each chunk within the between-bytes timeout."""
+
     __slots__ = ("_response", "_between_bytes_s", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, between_bytes_s: float) -> None:
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        between_bytes_s: float,
+        headers: Headers | None = None,
+    ) -> None:
         self._response = response
         self._between_bytes_s = between_bytes_s
         self.status = response.status
-        self.headers = Headers(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in response.raw_headers
-        )
+        self.headers = Headers(raw_header_pairs(response)) if headers is None else headers
+
+    def _error(self, exc: BaseException) -> UpstreamError:
+        return map_client_error(exc)
 
     async def body(self) -> AsyncIterator[bytes]:
         content = self._response.content
@@ -91,7 +104,7 @@ class _AiohttpResponse:
                 async with asyncio.timeout(self._between_bytes_s):
                     chunk = await content.readany()
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise map_client_error(exc) from exc
+                raise self._error(exc) from exc
             if not chunk:
                 return
             yield chunk
@@ -159,7 +172,7 @@ class DirectUpstream:
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise map_client_error(exc) from exc
-        return _AiohttpResponse(response, timeouts.between_bytes_s)
+        return AiohttpResponse(response, timeouts.between_bytes_s)
 
     async def close(self) -> None:
         if self._session is not None:

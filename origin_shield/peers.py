@@ -10,9 +10,8 @@ removed.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiohttp
 from yarl import URL
@@ -22,7 +21,7 @@ from cdn_core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from cdn_core.hop import OVERLAY_PREFIX, forward_headers
 from cdn_core.http import Headers, RequestHead
 from cdn_core.overlay_auth import sign
-from edge.upstream import RequestBody, Timeouts
+from edge.upstream import AiohttpResponse, RequestBody, Timeouts, raw_header_pairs
 from origin_shield.tls import client_context
 
 # Set by a node on a response it generated itself because it refused an overlay hop (403/508):
@@ -30,36 +29,19 @@ from origin_shield.tls import client_context
 OVERLAY_ERROR_HEADER = "x-overlay-error"
 
 
-class PeerResponse:
+class PeerResponse(AiohttpResponse):
     """A peer's response head (overlay fields removed) with its body still to be read."""
 
-    __slots__ = ("_between_bytes_s", "_response", "headers", "overlay_error", "status")
+    __slots__ = ("overlay_error",)
 
     def __init__(self, response: aiohttp.ClientResponse, between_bytes_s: float) -> None:
-        self._response = response
-        self._between_bytes_s = between_bytes_s
-        self.status = response.status
-        raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
+        raw = raw_header_pairs(response)
+        kept = Headers((k, v) for k, v in raw if not k.lower().startswith(OVERLAY_PREFIX))
+        super().__init__(response, between_bytes_s, kept)
         self.overlay_error = Headers(raw).get(OVERLAY_ERROR_HEADER)
-        self.headers = Headers((k, v) for k, v in raw if not k.lower().startswith(OVERLAY_PREFIX))
 
-    async def body(self) -> AsyncIterator[bytes]:
-        content = self._response.content
-        while True:
-            try:
-                async with asyncio.timeout(self._between_bytes_s):
-                    chunk = await content.readany()
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                raise peer_error(exc) from exc
-            if not chunk:
-                return
-            yield chunk
-
-    def release(self) -> None:
-        if self._response.content.is_eof():
-            self._response.release()
-        else:
-            self._response.close()
+    def _error(self, exc: BaseException) -> UpstreamError:
+        return peer_error(exc)
 
 
 def peer_error(exc: BaseException) -> UpstreamError:
