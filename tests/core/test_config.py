@@ -227,6 +227,153 @@ class TestBadConfig:
         assert error.key == "dns.ttl_s"
 
 
+class TestMoreValidConfig:
+    @pytest.mark.parametrize(
+        ("url", "address"),
+        [
+            ("http://127.0.0.1", HostPort("127.0.0.1", 80)),
+            ("https://127.0.0.1", HostPort("127.0.0.1", 443)),
+            ("https://127.0.0.1:8443/", HostPort("127.0.0.1", 8443)),
+        ],
+    )
+    def test_origin_address_defaults_the_port_by_scheme(self, url: str, address: HostPort) -> None:
+        data = doc()
+        data["origins"][0]["url"] = url
+
+        origin = load_config(data).origins[0]
+
+        assert origin.address == address
+        assert origin.url == url.rstrip("/")
+
+    @pytest.mark.parametrize(
+        ("probe", "address", "probe_url"),
+        [
+            ("http://127.10.0.1/ping", HostPort("127.10.0.1", 80), "http://127.10.0.1/ping"),
+            ("http://127.10.0.1:7000", HostPort("127.10.0.1", 7000), "http://127.10.0.1:7000"),
+            ("127.10.0.1:7000", HostPort("127.10.0.1", 7000), None),
+        ],
+    )
+    def test_probe_is_host_port_or_url(
+        self, probe: str, address: HostPort, probe_url: str | None
+    ) -> None:
+        data = doc()
+        data["client_networks"][0]["probe"] = probe
+
+        network = load_config(data).client_networks[0]
+
+        assert network.probe == address
+        assert network.probe_url == probe_url
+
+    def test_addresses_are_normalised(self) -> None:
+        data = doc(dns=dict(BASE["dns"], ns_address="0:0::1"))
+        data["nodes"][0]["public_address"] = "127.0.1.9"
+
+        config = load_config(data)
+
+        assert config.dns.ns_address == "::1"
+        assert config.nodes[0].public_address == "127.0.1.9"
+
+    def test_durations_that_may_be_zero(self) -> None:
+        config = load_config(
+            doc(
+                cache={"max_heuristic": "1h", "stale_grace": 0},
+                controlplane={"shield_ack_wait": "0s"},
+            )
+        )
+
+        assert config.cache.max_heuristic_s == 3600.0
+        assert config.cache.stale_grace_s == 0.0
+        assert config.controlplane.shield_ack_wait_s == 0.0
+
+    def test_overlay_tls_paths_resolve_against_the_config_dir(self) -> None:
+        tls = {"ca_file": "ca.pem", "cert_file": "/abs/node.pem", "key_file": "keys/node.key"}
+
+        config = load_config(doc(overlay={"tls": tls, "hop_limit": 2}), base_dir="/etc/cdn")
+
+        assert config.overlay.tls is not None
+        assert config.overlay.tls.ca_file == "/etc/cdn/ca.pem"
+        assert config.overlay.tls.cert_file == "/abs/node.pem"
+        assert config.overlay.tls.key_file == "/etc/cdn/keys/node.key"
+        assert config.overlay.hop_limit == 2
+        assert load_config(doc()).overlay.tls is None
+
+
+DNS = BASE["dns"]
+
+
+class TestMoreBadConfig:
+    @pytest.mark.parametrize(
+        ("change", "key", "why"),
+        [
+            ({"cache": 5}, "cache", "expected a table"),
+            ({"dns": None}, "dns", "expected a table"),
+            ({"cluster": "a b"}, "cluster", "expected a name"),
+            ({"dns": dict(DNS, ttl_s=-1)}, "dns.ttl_s", "from 0 to 86400"),
+            ({"dns": dict(DNS, answers=17)}, "dns.answers", "from 1 to 16"),
+            ({"dns": dict(DNS, switch_margin_ms="x")}, "dns.switch_margin_ms", "expected a number"),
+            ({"dns": dict(DNS, overload_spill_share=2)}, "dns.overload_spill_share", "0 to 1"),
+            ({"dns": dict(DNS, switch_margin_ms=-1)}, "dns.switch_margin_ms", "0 to any"),
+            ({"dns": dict(DNS, zone="bad_zone!")}, "dns.zone", "expected a DNS hostname"),
+            ({"dns": dict(DNS, ns_address="::g")}, "dns.ns_address", "does not appear"),
+            ({"proxy": {"connect_timeout": 0}}, "proxy.connect_timeout", "above zero"),
+            ({"origins": {"name": "site"}}, "origins", "array of tables"),
+            (
+                {"controlplane": {"heartbeat_interval": "3s", "node_ttl": "3s"}},
+                "controlplane.node_ttl",
+                "must exceed controlplane.heartbeat_interval",
+            ),
+            ({"overlay": {"tls": {"ca_file": "ca.pem"}}}, "overlay.tls.cert_file", "is required"),
+            ({"overlay": {"tls": "on"}}, "overlay.tls", "expected a table"),
+        ],
+    )
+    def test_error_names_the_key_and_why(self, change: dict[str, Any], key: str, why: str) -> None:
+        error = error_of(doc(**change))
+
+        assert error.key == key
+        assert why in error.why
+
+    def test_root_must_be_a_table(self) -> None:
+        with pytest.raises(ConfigError) as info:
+            load_config([])  # type: ignore[arg-type]
+        assert (info.value.key, info.value.why) == ("<root>", "expected a table")
+
+    def test_missing_dns_section(self) -> None:
+        data = doc()
+        del data["dns"]
+
+        error = error_of(data)
+
+        assert (error.key, error.value, error.why) == ("dns", None, "is required")
+
+    @pytest.mark.parametrize(
+        ("hostnames", "why"),
+        [("www.cdn.test", "expected a list"), ([], "at least 1 item")],
+    )
+    def test_hostnames_must_be_a_non_empty_list(self, hostnames: object, why: str) -> None:
+        data = doc()
+        data["origins"][0]["hostnames"] = hostnames
+
+        error = error_of(data)
+
+        assert error.key == "origins[0].hostnames"
+        assert why in error.why
+
+    def test_url_with_a_bad_port(self) -> None:
+        data = doc()
+        data["origins"][0]["url"] = "http://127.0.0.1:99999"
+
+        error = error_of(data)
+
+        assert error.key == "origins[0].url"
+        assert "port" in error.why
+
+    def test_probe_url_must_be_http(self) -> None:
+        data = doc()
+        data["client_networks"][0]["probe"] = "ftp://127.10.0.1"
+
+        assert error_of(data).key == "client_networks[0].probe"
+
+
 class TestUnits:
     @pytest.mark.parametrize(
         ("text", "size"),

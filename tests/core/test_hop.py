@@ -127,6 +127,13 @@ def test_engine_via_is_not_doubled_and_node_names_are_stripped() -> None:
     assert clean.get("via") == "1.0 proxy, 1.1 demo"
 
 
+def test_cdn_loop_ids_skip_empty_members() -> None:
+    headers = Headers([("CDN-Loop", "A.demo; x=1, , b"), ("cdn-loop", ",c,")])
+
+    assert cdn_loop_ids(headers) == ("a.demo", "b", "c")
+    assert cdn_loop_ids(Headers([("cdn-loop", " , ;p=1")])) == ()
+
+
 def test_cdn_id() -> None:
     assert cdn_id("demo", "edge-1") == "edge-1.demo"
     assert cdn_id("demo") == "demo"

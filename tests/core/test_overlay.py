@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from cdn_core.config import OverlayConfig, Role, ShieldPolicy
@@ -249,6 +250,34 @@ class TestDetour:
             report("shield-a", origin__site=est(5.0)),
         )
         assert plan(snapshot).primary.hops == ("shield-a",)
+
+    @pytest.mark.parametrize("order", [("near", "far"), ("far", "near")])
+    def test_the_cheapest_relay_wins_whatever_the_order(self, order: tuple[str, str]) -> None:
+        rtt = {"near": 10.0, "far": 30.0}
+        relays = [report(n, Role.EDGE, node__shield_a=est(rtt[n])) for n in order]
+        edge = report(
+            "edge", Role.EDGE, node__shield_a=est(200.0), node__near=est(10.0), node__far=est(30.0)
+        )
+        snapshot = snap(edge, *relays, report("shield-a", origin__site=est(5.0)))
+
+        route = plan(snapshot)
+
+        assert route.primary.hops == ("near", "shield-a")
+        assert route.primary.cost_ms == 25.0
+
+    @pytest.mark.parametrize("order", [("relay-a", "relay-b"), ("relay-b", "relay-a")])
+    def test_equal_relays_are_broken_by_name(self, order: tuple[str, str]) -> None:
+        relays = [report(n, Role.EDGE, node__shield_a=est(10.0)) for n in order]
+        edge = report(
+            "edge",
+            Role.EDGE,
+            node__shield_a=est(200.0),
+            node__relay_a=est(10.0),
+            node__relay_b=est(10.0),
+        )
+        snapshot = snap(edge, *relays, report("shield-a", origin__site=est(5.0)))
+
+        assert plan(snapshot).primary.via == "relay-a"
 
 
 class TestHash:

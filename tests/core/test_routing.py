@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, strategies as st
 
-from cdn_core.config import ClientNetwork, HostPort, NodeConfig, Role, RoutingPolicy
+from cdn_core.config import ClientNetwork, DnsConfig, HostPort, NodeConfig, Role, RoutingPolicy
 from cdn_core.errors import NoHealthyEdge
 from cdn_core.registry import ClusterSnapshot, NodeReport, PeerEstimate, network_target
 from cdn_core.routing import (
@@ -285,3 +285,49 @@ class TestProperties:
         second, state2 = decide(*build(spec))
         assert first == second and state1 == state2
         assert route_client(first, nets, address) == route_client(second, nets, address)
+
+
+class TestRoundRobinWithoutHealthyEdges:
+    def test_falls_back_to_every_edge_unrotated(self):
+        table, _ = decide(report("a", {"eu": 5}, age_s=60), policy=RoutingPolicy.ROUND_ROBIN)
+        nets = NetworkTable(NETWORKS)
+        address = ipaddress.IPv4Address("10.2.3.4")
+
+        routes = [route_client(table, nets, address, counter=i) for i in range(3)]
+
+        assert {r.reason for r in routes} == {Reason.NO_HEALTHY_EDGE}
+        assert [[e.name for e in r.edges] for r in routes] == [chosen(table, None)] * 3
+        assert all(r.network is None and r.scope == 0 for r in routes)
+
+
+class TestParamsFromDns:
+    def test_copies_the_dns_knobs(self):
+        dns = DnsConfig(
+            zone="cdn.test",
+            listen=HostPort("127.0.0.1", 5353),
+            answers=3,
+            policy=RoutingPolicy.ROUND_ROBIN,
+            switch_margin_ms=7.0,
+            switch_margin_ratio=0.3,
+            overload_spill_share=0.25,
+            stale_after_s=4.0,
+        )
+
+        params = RoutingParams.from_dns(dns)
+
+        assert params == RoutingParams(
+            policy=RoutingPolicy.ROUND_ROBIN,
+            answers=3,
+            switch_margin_ms=7.0,
+            switch_margin_ratio=0.3,
+            overload_spill_share=0.25,
+            stale_after_s=4.0,
+        )
+
+    def test_policy_override_wins(self):
+        dns = DnsConfig(zone="cdn.test", listen=HostPort("127.0.0.1", 5353))
+
+        params = RoutingParams.from_dns(dns, policy=RoutingPolicy.ROUND_ROBIN)
+
+        assert params.policy is RoutingPolicy.ROUND_ROBIN
+        assert RoutingParams.from_dns(dns).policy is RoutingPolicy.LATENCY
