@@ -11,6 +11,12 @@ from pathlib import Path
 from cdn_core.config import Role
 from infra.lab_plan import LabPlan
 
+MEMORY_WARNING = (
+    "Note: no redis-server on PATH, so every process runs its own in-memory control plane.",
+    "Purges, latency reports and health do not cross processes: the router answers with all",
+    "edges and purges reach no node. Install redis-server (Debian package) for the full lab.",
+)
+
 
 def client_address(plan: LabPlan, network_index: int = 0) -> tuple[str, str, str]:
     """(network name, a user address inside it, its /24) for quickstart commands."""
@@ -26,6 +32,8 @@ def guide(plan: LabPlan, *, config_path: str, run_dir: str) -> str:
     lines = [f"Overlay CDN lab {config.cluster!r} is up. Run dir: {run_dir}", ""]
     lines += _processes(plan)
     lines += ["", *_wan(plan), "", *_quickstart(plan, config_path, run_dir)]
+    if config.control_plane == "memory":
+        lines += ["", *MEMORY_WARNING]
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from cdn_core.config import HostPort, Role
 from cdn_core.errors import ConfigError
+from infra.lab_guide import guide
 from infra.lab_plan import backend_host, plan_lab
 
 LAB_DIR = Path(__file__).resolve().parents[2] / "infra" / "lab"
@@ -92,3 +93,26 @@ def test_a_topology_without_a_lab_section_is_refused() -> None:
             secret_file="k",
             allocate_port=lambda host: 1,
         )
+
+
+def test_the_guide_warns_when_the_control_plane_is_not_shared() -> None:
+    ports = iter(range(20000, 30000))
+    memory = plan_lab(
+        load("small.toml"),
+        base_dir=str(LAB_DIR),
+        control_plane="memory",
+        secret_file="/run/lab/cluster.key",
+        allocate_port=lambda host: next(ports),
+    )
+
+    assert "in-memory control plane" in guide(memory, config_path="c.toml", run_dir="r")
+    assert "in-memory control plane" not in guide(plan(), config_path="c.toml", run_dir="r")
+
+
+def test_the_guide_quickstart_names_the_router_a_user_and_the_config() -> None:
+    text = guide(plan(), config_path="lab-run/cdn.toml", run_dir="lab-run")
+
+    assert "dig @127.0.4.1 -p 5353 www.cdn.test A +subnet=127.10.0.0/24" in text
+    assert "--interface 127.10.0.9" in text
+    assert "purge url http://www.cdn.test/obj/3 --wait --config lab-run/cdn.toml" in text
+    assert "lab wan set" in text
