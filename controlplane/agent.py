@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from cdn_core.config import Config, Role
 from cdn_core.purge import PurgeTarget
 from cdn_core.registry import NodeReport, NodeStats, PeerEstimate
-from controlplane.cancellation import raise_if_cancelling
+from controlplane.cancellation import cancel_and_wait, raise_if_cancelling
 from controlplane.position import LogPosition, PositionFile, later
 from controlplane.prober import Prober
 from controlplane.store import LOG_START, ControlStore, LogEntry, StoreUnavailable
@@ -106,11 +106,7 @@ class NodeAgent:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         await self.prober.stop()
         if tasks:
             with contextlib.suppress(StoreUnavailable, TimeoutError):

@@ -10,6 +10,7 @@ so such loops call :func:`raise_if_cancelling` in their broad ``except`` and onc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 def raise_if_cancelling() -> None:
@@ -17,3 +18,13 @@ def raise_if_cancelling() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[None] | None) -> None:
+    """Cancel ``tasks`` (None entries are skipped) and wait until each one has finished."""
+    running = [task for task in tasks if task is not None]
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -36,7 +36,7 @@ from cdn_core.latency import (
     update_estimate,
 )
 from cdn_core.registry import PeerEstimate, network_target, node_target, origin_target
-from controlplane.cancellation import raise_if_cancelling
+from controlplane.cancellation import cancel_and_wait, raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +134,8 @@ class Prober:
             self._task = asyncio.create_task(self._run(), name="prober")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         if self._session is not None:
             await self._session.close()
             self._session = None

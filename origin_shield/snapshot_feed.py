@@ -10,14 +10,13 @@ assumed live (unmeasured), so a fresh edge tries shields first and fails over fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Protocol
 
 from cdn_core.config import Config, Role
 from cdn_core.registry import ClusterSnapshot, NodeReport
-from controlplane.cancellation import raise_if_cancelling
+from controlplane.cancellation import cancel_and_wait, raise_if_cancelling
 from controlplane.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -73,11 +72,8 @@ class SnapshotFeed:
             self._task = asyncio.create_task(self._run(), name="snapshot-feed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

@@ -34,7 +34,7 @@ from cdn_core.routing import (
     decide_routes,
     route_client,
 )
-from controlplane.cancellation import raise_if_cancelling
+from controlplane.cancellation import cancel_and_wait, raise_if_cancelling
 from router import fastpath, wire
 from router.answer import NO_EDNS_LIMIT, OUR_PAYLOAD, TCP_LIMIT, Responder, Zone
 from router.metrics import DECISION_SAMPLE, RouteKey, RouterMetrics
@@ -314,10 +314,8 @@ class DnsRouter:
         log.info("router answering for %s on %s (udp, tcp)", self.config.dns.zone, listen)
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        poller, self._poller = self._poller, None
+        await cancel_and_wait(poller)
         if self._udp is not None:
             self._udp.close()
         if self._tcp is not None:
