@@ -9,8 +9,6 @@ import sys
 from typing import Any
 
 from cdn_cli.configfile import add_config_option, read_config
-from cdn_core.config import Config
-from cdn_core.registry import ClusterSnapshot
 from cdn_core.routing import (
     ClientRoute,
     NetworkTable,
@@ -20,6 +18,7 @@ from cdn_core.routing import (
     decide_routes,
     route_client,
 )
+from controlplane.store import read_snapshot
 
 
 def register(subparsers: Any) -> None:
@@ -31,16 +30,6 @@ def register(subparsers: Any) -> None:
     explain.set_defaults(run=run_explain)
 
 
-async def _snapshot(config: Config) -> ClusterSnapshot:
-    from controlplane.store import from_url
-
-    store = from_url(config.control_plane, config.cluster)
-    try:
-        return await store.snapshot()
-    finally:
-        await store.close()
-
-
 def run_explain(args: argparse.Namespace) -> int:
     try:
         address = ipaddress.ip_address(args.client)
@@ -49,7 +38,7 @@ def run_explain(args: argparse.Namespace) -> int:
         return 2
     config = read_config(args.config)
     try:
-        snapshot = asyncio.run(_snapshot(config))
+        snapshot = asyncio.run(read_snapshot(config.control_plane, config.cluster))
     except Exception as exc:  # the store's errors: report, do not trace back
         print(f"cdn: cannot read the control plane {config.control_plane}: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ from typing import Any
 from cdn_cli.configfile import add_config_option, read_config
 from cdn_core.config import Config, Role
 from cdn_core.registry import ClusterSnapshot, RouteChoice
-from controlplane.store import StoreUnavailable, from_url
+from controlplane.store import StoreUnavailable, read_snapshot
 
 
 def register(subparsers: Any) -> None:
@@ -24,20 +24,12 @@ def register(subparsers: Any) -> None:
 def run_status(args: argparse.Namespace) -> int:
     config = read_config(args.config)
     try:
-        snapshot = asyncio.run(_snapshot(config))
+        snapshot = asyncio.run(read_snapshot(config.control_plane, config.cluster))
     except StoreUnavailable as exc:
         print(f"cdn status: {exc}", file=sys.stderr)
         return 1
     print("\n".join(render_status(config, snapshot)))
     return 0
-
-
-async def _snapshot(config: Config) -> ClusterSnapshot:
-    store = from_url(config.control_plane, config.cluster)
-    try:
-        return await store.snapshot()
-    finally:
-        await store.close()
 
 
 def render_status(config: Config, snapshot: ClusterSnapshot) -> list[str]:

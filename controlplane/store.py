@@ -115,3 +115,16 @@ def from_url(url: str, cluster: str) -> ControlStore:
     from controlplane.redis_store import RedisControlStore
 
     return RedisControlStore.from_url(url, cluster)
+
+
+async def read_snapshot(url: str, cluster: str) -> ClusterSnapshot:
+    """One snapshot from the store at ``url``, for a command that reads once and exits.
+
+    Raises:
+        StoreUnavailable: the store cannot be reached.
+    """
+    store = from_url(url, cluster)
+    try:
+        return await store.snapshot()
+    finally:
+        await store.close()
