@@ -19,20 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from cdn_core.config import ProbeConfig
 from cdn_core.registry import PeerEstimate
 
 RTT_GAIN = 1 / 8  # RFC 6298 alpha
 RTTVAR_GAIN = 1 / 4  # RFC 6298 beta
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EstimatorPolicy:
-    """The knobs of the estimator, as in ``[probe]``."""
-
-    interval_s: float = 1.0
-    window: int = 8
-    down_after: int = 3
-    up_after: int = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +56,7 @@ class LatencyEstimate:
 
 
 def update_estimate(
-    prev: LatencyEstimate | None, sample: ProbeSample, *, policy: EstimatorPolicy
+    prev: LatencyEstimate | None, sample: ProbeSample, *, policy: ProbeConfig
 ) -> LatencyEstimate:
     """Fold one probe sample into the estimate of its target.
 
@@ -97,7 +88,7 @@ def update_estimate(
     )
 
 
-def _health(est: LatencyEstimate, ok: bool, policy: EstimatorPolicy) -> tuple[bool, int]:
+def _health(est: LatencyEstimate, ok: bool, policy: ProbeConfig) -> tuple[bool, int]:
     if ok == est.up:
         return est.up, 0
     if ok and est.samples == 0:
@@ -107,7 +98,7 @@ def _health(est: LatencyEstimate, ok: bool, policy: EstimatorPolicy) -> tuple[bo
     return (ok, 0) if streak >= needed else (est.up, streak)
 
 
-def expire(est: LatencyEstimate, *, now: float, policy: EstimatorPolicy) -> LatencyEstimate:
+def expire(est: LatencyEstimate, *, now: float, policy: ProbeConfig) -> LatencyEstimate:
     """The estimate as of ``now``: down once ``down_after`` intervals passed with no sample.
 
     Args:

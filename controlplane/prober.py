@@ -26,9 +26,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from cdn_core.config import Config, HostPort, Role
+from cdn_core.config import Config, HostPort, ProbeConfig, Role
 from cdn_core.latency import (
-    EstimatorPolicy,
     LatencyEstimate,
     ProbeSample,
     expire,
@@ -89,7 +88,7 @@ class Prober:
         self,
         targets: tuple[ProbeTarget, ...],
         *,
-        policy: EstimatorPolicy,
+        policy: ProbeConfig,
         timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
         source_address: str | None = None,
@@ -105,15 +104,9 @@ class Prober:
 
     @classmethod
     def for_node(cls, config: Config, node_name: str) -> Prober:
-        policy = EstimatorPolicy(
-            interval_s=config.probe.interval_s,
-            window=config.probe.window,
-            down_after=config.probe.down_after,
-            up_after=config.probe.up_after,
-        )
         return cls(
             probe_targets(config, node_name),
-            policy=policy,
+            policy=config.probe,
             timeout_s=config.probe.timeout_s,
             source_address=config.node(node_name).source_address,
         )

@@ -6,8 +6,7 @@ import copy
 
 from aiohttp import web
 
-from cdn_core.config import load_config
-from cdn_core.latency import EstimatorPolicy
+from cdn_core.config import ProbeConfig, load_config
 from controlplane.prober import ProbeKind, Prober, ProbeTarget, probe_targets
 from tests.core.test_config import BASE
 
@@ -29,7 +28,7 @@ async def test_http_target_is_probed_from_the_source_address() -> None:
     target = ProbeTarget(name="net:x", kind=ProbeKind.HTTP, url=f"http://127.0.0.1:{port}/")
     prober = Prober(
         (target,),
-        policy=EstimatorPolicy(interval_s=1.0, window=4, down_after=3, up_after=1),
+        policy=ProbeConfig(interval_s=1.0, window=4, down_after=3, up_after=1),
         timeout_s=1.0,
         source_address="127.0.0.77",
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import given, strategies as st
 
+from cdn_core.config import ProbeConfig
 from cdn_core.latency import (
-    EstimatorPolicy,
     LatencyEstimate,
     ProbeSample,
     expire,
@@ -13,7 +13,7 @@ from cdn_core.latency import (
     update_estimate,
 )
 
-POLICY = EstimatorPolicy(interval_s=1.0, window=4, down_after=3, up_after=2)
+POLICY = ProbeConfig(interval_s=1.0, window=4, down_after=3, up_after=2)
 
 
 def feed(outcomes: list[float | None], est: LatencyEstimate | None = None) -> LatencyEstimate:
