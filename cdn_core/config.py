@@ -9,26 +9,14 @@ Sizes accept ``"256MiB"`` and durations ``"30s"`` / ``"250ms"``.
 from __future__ import annotations
 
 import enum
-import ipaddress
-import os.path
-import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
+from cdn_core import config_fields as read
+from cdn_core.config_fields import HostPort as HostPort, IPNetwork as IPNetwork
 from cdn_core.errors import ConfigError
-from cdn_core.units import parse_duration, parse_size
-
-T = TypeVar("T")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?"
-)
 
 
 class Role(enum.Enum):
@@ -45,15 +33,6 @@ class ShieldPolicy(enum.Enum):
 class RoutingPolicy(enum.Enum):
     LATENCY = "latency"
     ROUND_ROBIN = "round-robin"
-
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,285 +210,78 @@ class Config:
         return None
 
 
-# -- the reader ------------------------------------------------------------------------------
-
-
-class _Section:
-    """A view of one TOML table that records which keys were read, to reject the rest."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, Mapping):
-            raise ConfigError(path or "<root>", data, "expected a table")
-        self.data: Mapping[str, Any] = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def raw(self, name: str, default: object = None, *, required: bool = False) -> Any:
-        self.seen.add(name)
-        if name not in self.data:
-            if required:
-                raise ConfigError(self.key(name), None, "is required")
-            return default
-        return self.data[name]
-
-    def get(self, name: str, convert: Callable[[object], T], default: T) -> T:
-        self.seen.add(name)
-        if name not in self.data:
-            return default
-        return self._convert(name, convert)
-
-    def need(self, name: str, convert: Callable[[object], T]) -> T:
-        self.seen.add(name)
-        if name not in self.data:
-            raise ConfigError(self.key(name), None, "is required")
-        return self._convert(name, convert)
-
-    def _convert(self, name: str, convert: Callable[[object], T]) -> T:
-        value = self.data[name]
-        try:
-            return convert(value)
-        except ConfigError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(self.key(name), value, str(exc)) from None
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise ConfigError(self.key(unknown[0]), self.data[unknown[0]], "unknown key")
-
-
-@contextmanager
-def _section(data: object, path: str) -> Iterator[_Section]:
-    section = _Section(data, path)
-    yield section
-    section.finish()
-
-
-def _str(value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("expected a non-empty string")
-    return value
-
-
-def _name(value: object) -> str:
-    text = _str(value)
-    if not _NAME.fullmatch(text):
-        raise ValueError("expected a name of letters, digits, '-', '_' or '.'")
-    return text
-
-
-def _int(low: int, high: int | None = None) -> Callable[[object], int]:
-    def convert(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("expected an integer")
-        if value < low or (high is not None and value > high):
-            raise ValueError(f"expected an integer from {low} to {high or 'any'}")
-        return value
-
-    return convert
-
-
-def _float(low: float, high: float | None = None) -> Callable[[object], float]:
-    def convert(value: object) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError("expected a number")
-        if value < low or (high is not None and value > high):
-            raise ValueError(
-                f"expected a number from {low} to {high if high is not None else 'any'}"
-            )
-        return float(value)
-
-    return convert
-
-
-def _duration(value: object) -> float:
-    return parse_duration(value)
-
-
-def _positive_duration(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("expected a duration above zero")
-    return seconds
-
-
-def _size(value: object) -> int:
-    return parse_size(value)
-
-
-def _enum(kind: type[enum.Enum]) -> Callable[[object], Any]:
-    def convert(value: object) -> Any:
-        try:
-            return kind(value)
-        except ValueError:
-            choices = " | ".join(str(m.value) for m in kind)
-            raise ValueError(f"expected one of {choices}") from None
-
-    return convert
-
-
-def _host_port(value: object) -> HostPort:
-    text = _str(value)
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^:\[\]]+):([0-9]{1,5})", text)
-    if match is None:
-        raise ValueError("expected host:port, such as '127.0.1.1:8080' or '[::1]:8080'")
-    host = match.group(1) or match.group(3)
-    port = int(match.group(2) or match.group(4))
-    if not 0 < port < 65536:
-        raise ValueError("port must be from 1 to 65535")
-    return HostPort(host, port)
-
-
-def _hostname(value: object) -> str:
-    text = _str(value).lower()
-    if not _HOSTNAME.fullmatch(text):
-        raise ValueError("expected a DNS hostname")
-    return text.rstrip(".")
-
-
-def _ip(value: object) -> str:
-    text = _str(value)
-    return str(ipaddress.ip_address(text))
-
-
-def _url(value: object) -> str:
-    text = _str(value)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("expected an http:// or https:// URL with a host")
-    try:
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
-    except ValueError:
-        raise ValueError("the URL's port is not a number from 0 to 65535") from None
-    return text.rstrip("/")
-
-
-def _control_plane(value: object) -> str:
-    text = _str(value)
-    if text != "memory" and urlsplit(text).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("expected a redis:// URL or 'memory'")
-    return text
-
-
-def _list(convert: Callable[[object], T], *, min_len: int = 1) -> Callable[[object], tuple[T, ...]]:
-    def convert_list(value: object) -> tuple[T, ...]:
-        if not isinstance(value, list):
-            raise ValueError("expected a list")
-        if len(value) < min_len:
-            raise ValueError(f"expected at least {min_len} item(s)")
-        return tuple(convert(item) for item in value)
-
-    return convert_list
-
-
-def _network(value: object) -> IPNetwork:
-    return ipaddress.ip_network(_str(value), strict=False)
-
-
-def _probe_address(value: object) -> HostPort:
-    text = _str(value)
-    if "://" not in text:
-        return _host_port(text)
-    url = _url(text)
-    parts = urlsplit(url)
-    return HostPort(parts.hostname or "", parts.port or 80)
-
-
-def _probe_url(value: object) -> str | None:
-    text = _str(value)
-    return _url(text) if "://" in text else None
-
-
-def _resolve(path: str, base_dir: str | None) -> str:
-    if base_dir is None or os.path.isabs(path):
-        return path
-    return os.path.normpath(os.path.join(base_dir, path))
-
-
-def _resolve_opt(path: str | None, base_dir: str | None) -> str | None:
-    return None if path is None else _resolve(path, base_dir)
-
-
-def _tables(data: Mapping[str, Any], name: str) -> list[tuple[str, object]]:
-    value = data.get(name, [])
-    if not isinstance(value, list):
-        raise ConfigError(name, value, "expected an array of tables ([[...]])")
-    return [(f"{name}[{i}]", item) for i, item in enumerate(value)]
+# -- the sections ----------------------------------------------------------------------------
 
 
 def _load_dns(data: object) -> DnsConfig:
-    with _section(data, "dns") as s:
+    with read.section(data, "dns") as s:
         return DnsConfig(
-            zone=s.need("zone", _hostname),
-            listen=s.need("listen", _host_port),
-            ttl_s=s.get("ttl_s", _int(0, 86400), 20),
-            answers=s.get("answers", _int(1, 16), 1),
-            admin=s.get("admin", _host_port, None),
-            policy=s.get("policy", _enum(RoutingPolicy), RoutingPolicy.LATENCY),
-            switch_margin_ms=s.get("switch_margin_ms", _float(0), 5.0),
-            switch_margin_ratio=s.get("switch_margin_ratio", _float(0, 10), 0.1),
-            overload_spill_share=s.get("overload_spill_share", _float(0, 1), 0.5),
-            stale_after_s=s.get("stale_after", _positive_duration, 10.0),
-            rate_limit_qps=s.get("rate_limit_qps", _float(1), 2000.0),
-            rate_limit_burst=s.get("rate_limit_burst", _float(1), 4000.0),
-            ns_address=s.get("ns_address", _ip, None),
+            zone=s.need("zone", read.hostname),
+            listen=s.need("listen", read.host_port),
+            ttl_s=s.get("ttl_s", read.integer(0, 86400), 20),
+            answers=s.get("answers", read.integer(1, 16), 1),
+            admin=s.get("admin", read.host_port, None),
+            policy=s.get("policy", read.one_of(RoutingPolicy), RoutingPolicy.LATENCY),
+            switch_margin_ms=s.get("switch_margin_ms", read.number(0), 5.0),
+            switch_margin_ratio=s.get("switch_margin_ratio", read.number(0, 10), 0.1),
+            overload_spill_share=s.get("overload_spill_share", read.number(0, 1), 0.5),
+            stale_after_s=s.get("stale_after", read.positive_duration, 10.0),
+            rate_limit_qps=s.get("rate_limit_qps", read.number(1), 2000.0),
+            rate_limit_burst=s.get("rate_limit_burst", read.number(1), 4000.0),
+            ns_address=s.get("ns_address", read.ip, None),
         )
 
 
 def _load_origin(path: str, data: object) -> OriginConfig:
-    with _section(data, path) as s:
+    with read.section(data, path) as s:
         return OriginConfig(
-            name=s.need("name", _name),
-            hostnames=s.need("hostnames", _list(_hostname)),
-            url=s.need("url", _url),
-            shield_policy=s.get("shield_policy", _enum(ShieldPolicy), ShieldPolicy.NEAREST),
-            probe_path=s.get("probe_path", _str, "/"),
+            name=s.need("name", read.name),
+            hostnames=s.need("hostnames", read.list_of(read.hostname)),
+            url=s.need("url", read.url),
+            shield_policy=s.get("shield_policy", read.one_of(ShieldPolicy), ShieldPolicy.NEAREST),
+            probe_path=s.get("probe_path", read.non_empty_str, "/"),
         )
 
 
 def _load_node(path: str, data: object) -> NodeConfig:
-    with _section(data, path) as s:
-        listen = s.need("listen", _host_port)
+    with read.section(data, path) as s:
+        listen = s.need("listen", read.host_port)
         return NodeConfig(
-            name=s.need("name", _name),
-            role=s.need("role", _enum(Role)),
-            region=s.need("region", _name),
+            name=s.need("name", read.name),
+            role=s.need("role", read.one_of(Role)),
+            region=s.need("region", read.name),
             listen=listen,
-            admin=s.need("admin", _host_port),
-            public_address=s.get("public_address", _ip, listen.host),
-            capacity_rps=s.get("capacity_rps", _float(1), None),
-            bind=s.get("bind", _host_port, None),
-            admin_bind=s.get("admin_bind", _host_port, None),
-            source_address=s.get("source_address", _ip, None),
+            admin=s.need("admin", read.host_port),
+            public_address=s.get("public_address", read.ip, listen.host),
+            capacity_rps=s.get("capacity_rps", read.number(1), None),
+            bind=s.get("bind", read.host_port, None),
+            admin_bind=s.get("admin_bind", read.host_port, None),
+            source_address=s.get("source_address", read.ip, None),
         )
 
 
 def _load_client_network(path: str, data: object) -> ClientNetwork:
-    with _section(data, path) as s:
+    with read.section(data, path) as s:
         return ClientNetwork(
-            name=s.need("name", _name),
-            region=s.need("region", _name),
-            prefixes=s.need("prefixes", _list(_network)),
-            probe=s.need("probe", _probe_address),
-            probe_url=s.get("probe", _probe_url, None),
+            name=s.need("name", read.name),
+            region=s.need("region", read.name),
+            prefixes=s.need("prefixes", read.list_of(read.network)),
+            probe=s.need("probe", read.probe_address),
+            probe_url=s.get("probe", read.probe_url, None),
         )
 
 
 def _load_cache(data: object) -> CacheConfig:
     d = CacheConfig()
-    with _section(data, "cache") as s:
+    with read.section(data, "cache") as s:
         config = CacheConfig(
-            memory_bytes=s.get("memory_bytes", _size, d.memory_bytes),
-            max_object_bytes=s.get("max_object_bytes", _size, d.max_object_bytes),
-            heuristic_fraction=s.get("heuristic_fraction", _float(0, 1), 0.1),
-            max_heuristic_s=s.get("max_heuristic", _duration, 86400.0),
-            hit_for_miss_s=s.get("hit_for_miss", _duration, 120.0),
-            coalesce_wait_s=s.get("coalesce_wait", _positive_duration, 10.0),
-            stale_grace_s=s.get("stale_grace", _duration, 0.0),
+            memory_bytes=s.get("memory_bytes", read.size, d.memory_bytes),
+            max_object_bytes=s.get("max_object_bytes", read.size, d.max_object_bytes),
+            heuristic_fraction=s.get("heuristic_fraction", read.number(0, 1), 0.1),
+            max_heuristic_s=s.get("max_heuristic", read.duration, 86400.0),
+            hit_for_miss_s=s.get("hit_for_miss", read.duration, 120.0),
+            coalesce_wait_s=s.get("coalesce_wait", read.positive_duration, 10.0),
+            stale_grace_s=s.get("stale_grace", read.duration, 0.0),
         )
     if config.max_object_bytes > config.memory_bytes:
         raise ConfigError(
@@ -520,30 +292,34 @@ def _load_cache(data: object) -> CacheConfig:
 
 def _load_proxy(data: object) -> ProxyConfig:
     d = ProxyConfig()
-    with _section(data, "proxy") as s:
+    with read.section(data, "proxy") as s:
         return ProxyConfig(
-            connect_timeout_s=s.get("connect_timeout", _positive_duration, d.connect_timeout_s),
+            connect_timeout_s=s.get("connect_timeout", read.positive_duration, d.connect_timeout_s),
             first_byte_timeout_s=s.get(
-                "first_byte_timeout", _positive_duration, d.first_byte_timeout_s
+                "first_byte_timeout", read.positive_duration, d.first_byte_timeout_s
             ),
             between_bytes_timeout_s=s.get(
-                "between_bytes_timeout", _positive_duration, d.between_bytes_timeout_s
+                "between_bytes_timeout", read.positive_duration, d.between_bytes_timeout_s
             ),
-            max_header_bytes=s.get("max_header_bytes", _size, d.max_header_bytes),
-            max_request_body_bytes=s.get("max_request_body_bytes", _size, d.max_request_body_bytes),
-            upstream_pool_size=s.get("upstream_pool_size", _int(1, 100_000), d.upstream_pool_size),
-            keepalive_timeout_s=s.get("keepalive_timeout", _positive_duration, 30.0),
+            max_header_bytes=s.get("max_header_bytes", read.size, d.max_header_bytes),
+            max_request_body_bytes=s.get(
+                "max_request_body_bytes", read.size, d.max_request_body_bytes
+            ),
+            upstream_pool_size=s.get(
+                "upstream_pool_size", read.integer(1, 100_000), d.upstream_pool_size
+            ),
+            keepalive_timeout_s=s.get("keepalive_timeout", read.positive_duration, 30.0),
         )
 
 
 def _load_probe(data: object) -> ProbeConfig:
-    with _section(data, "probe") as s:
+    with read.section(data, "probe") as s:
         config = ProbeConfig(
-            interval_s=s.get("interval", _positive_duration, 1.0),
-            timeout_s=s.get("timeout", _positive_duration, 1.0),
-            window=s.get("window", _int(1, 1000), 8),
-            down_after=s.get("down_after", _int(1, 100), 3),
-            up_after=s.get("up_after", _int(1, 100), 2),
+            interval_s=s.get("interval", read.positive_duration, 1.0),
+            timeout_s=s.get("timeout", read.positive_duration, 1.0),
+            window=s.get("window", read.integer(1, 1000), 8),
+            down_after=s.get("down_after", read.integer(1, 100), 3),
+            up_after=s.get("up_after", read.integer(1, 100), 2),
         )
     if config.interval_s > 2.0:
         raise ConfigError("probe.interval", config.interval_s, "must be at most 2s")
@@ -552,14 +328,14 @@ def _load_probe(data: object) -> ProbeConfig:
 
 def _load_controlplane(data: object, base_dir: str | None) -> ControlPlaneConfig:
     d = ControlPlaneConfig()
-    with _section(data, "controlplane") as s:
+    with read.section(data, "controlplane") as s:
         config = ControlPlaneConfig(
-            heartbeat_interval_s=s.get("heartbeat_interval", _positive_duration, 1.0),
-            node_ttl_s=s.get("node_ttl", _positive_duration, 3.0),
-            purge_log_maxlen=s.get("purge_log_maxlen", _int(100), d.purge_log_maxlen),
-            purge_wait_timeout_s=s.get("purge_wait_timeout", _positive_duration, 5.0),
-            shield_ack_wait_s=s.get("shield_ack_wait", _duration, d.shield_ack_wait_s),
-            state_dir=_resolve_opt(s.get("state_dir", _str, None), base_dir),
+            heartbeat_interval_s=s.get("heartbeat_interval", read.positive_duration, 1.0),
+            node_ttl_s=s.get("node_ttl", read.positive_duration, 3.0),
+            purge_log_maxlen=s.get("purge_log_maxlen", read.integer(100), d.purge_log_maxlen),
+            purge_wait_timeout_s=s.get("purge_wait_timeout", read.positive_duration, 5.0),
+            shield_ack_wait_s=s.get("shield_ack_wait", read.duration, d.shield_ack_wait_s),
+            state_dir=read.resolve_opt(s.get("state_dir", read.non_empty_str, None), base_dir),
         )
     if config.node_ttl_s <= config.heartbeat_interval_s:
         raise ConfigError(
@@ -571,44 +347,44 @@ def _load_controlplane(data: object, base_dir: str | None) -> ControlPlaneConfig
 
 
 def _load_overlay(data: object, base_dir: str | None) -> OverlayConfig:
-    with _section(data, "overlay") as s:
+    with read.section(data, "overlay") as s:
         tls_data = s.raw("tls")
         tls = None
         if tls_data is not None:
-            with _section(tls_data, "overlay.tls") as t:
+            with read.section(tls_data, "overlay.tls") as t:
                 tls = TlsConfig(
-                    ca_file=_resolve(t.need("ca_file", _str), base_dir),
-                    cert_file=_resolve(t.need("cert_file", _str), base_dir),
-                    key_file=_resolve(t.need("key_file", _str), base_dir),
+                    ca_file=read.resolve(t.need("ca_file", read.non_empty_str), base_dir),
+                    cert_file=read.resolve(t.need("cert_file", read.non_empty_str), base_dir),
+                    key_file=read.resolve(t.need("key_file", read.non_empty_str), base_dir),
                 )
         return OverlayConfig(
-            switch_margin_ms=s.get("switch_margin_ms", _float(0), 5.0),
-            switch_margin_ratio=s.get("switch_margin_ratio", _float(0, 10), 0.1),
-            detour_margin_ms=s.get("detour_margin_ms", _float(0), 20.0),
-            degraded_loss=s.get("degraded_loss", _float(0, 1), 0.2),
-            hop_limit=s.get("hop_limit", _int(1, 16), 4),
-            auth_max_skew_s=s.get("auth_max_skew", _positive_duration, 30.0),
+            switch_margin_ms=s.get("switch_margin_ms", read.number(0), 5.0),
+            switch_margin_ratio=s.get("switch_margin_ratio", read.number(0, 10), 0.1),
+            detour_margin_ms=s.get("detour_margin_ms", read.number(0), 20.0),
+            degraded_loss=s.get("degraded_loss", read.number(0, 1), 0.2),
+            hop_limit=s.get("hop_limit", read.integer(1, 16), 4),
+            auth_max_skew_s=s.get("auth_max_skew", read.positive_duration, 30.0),
             tls=tls,
         )
 
 
 def _load_lab(data: object, regions: set[str]) -> LabConfig:
-    with _section(data, "lab") as s:
+    with read.section(data, "lab") as s:
         pairs: dict[frozenset[str], float] = {}
         rtt_data = s.raw("rtt_ms", {})
-        with _section(rtt_data, "lab.rtt_ms") as r:
+        with read.section(rtt_data, "lab.rtt_ms") as r:
             for pair in list(r.data):
                 a, sep, b = pair.partition("-")
                 if not sep or a not in regions or b not in regions or a == b:
                     raise ConfigError(
                         f"lab.rtt_ms.{pair}", r.data[pair], "expected a key 'A-B' of two regions"
                     )
-                pairs[frozenset((a, b))] = r.need(pair, _float(0, 10_000))
+                pairs[frozenset((a, b))] = r.need(pair, read.number(0, 10_000))
         return LabConfig(
-            intra_region_rtt_ms=s.get("intra_region_rtt_ms", _float(0, 10_000), 4.0),
+            intra_region_rtt_ms=s.get("intra_region_rtt_ms", read.number(0, 10_000), 4.0),
             rtt_ms=pairs,
-            origin_region=s.get("origin_region", _name, ""),
-            redis=s.get("redis", _str, "auto"),
+            origin_region=s.get("origin_region", read.name, ""),
+            redis=s.get("redis", read.non_empty_str, "auto"),
         )
 
 
@@ -663,24 +439,24 @@ def load_config(data: Mapping[str, Any], *, base_dir: str | None = None) -> Conf
     Raises:
         ConfigError: naming the dotted key path and the bad value.
     """
-    with _section(data, "") as root:
-        nodes = tuple(_load_node(p, d) for p, d in _tables(data, "nodes"))
+    with read.section(data, "") as root:
+        nodes = tuple(_load_node(p, d) for p, d in read.tables(data, "nodes"))
         root.seen.update(("nodes", "origins", "client_networks"))
         regions = {n.region for n in nodes}
-        cluster = root.need("cluster", _name)
-        origins = tuple(_load_origin(p, d) for p, d in _tables(data, "origins"))
+        cluster = root.need("cluster", read.name)
+        origins = tuple(_load_origin(p, d) for p, d in read.tables(data, "origins"))
         if not origins:
             raise ConfigError("origins", [], "needs at least one [[origins]] table")
         lab_data = root.raw("lab")
         config = Config(
             cluster=cluster,
-            control_plane=root.need("control_plane", _control_plane),
-            secret_file=_resolve(root.need("secret_file", _str), base_dir),
+            control_plane=root.need("control_plane", read.control_plane),
+            secret_file=read.resolve(root.need("secret_file", read.non_empty_str), base_dir),
             dns=_load_dns(root.raw("dns", required=True)),
             origins=origins,
             nodes=nodes,
             client_networks=tuple(
-                _load_client_network(p, d) for p, d in _tables(data, "client_networks")
+                _load_client_network(p, d) for p, d in read.tables(data, "client_networks")
             ),
             cache=_load_cache(root.raw("cache", {})),
             proxy=_load_proxy(root.raw("proxy", {})),
