@@ -5,16 +5,11 @@ CDN-Cache-Control (RFC 9213) and surrogate keys."""
 
 from __future__ import annotations
 
-from cdn_core.cache_policy import (
-    CacheOptions,
-    DontStore,
-    NoStoreReason,
-    Store,
-    StoreDecision,
-    decide_store,
-)
+from cdn_core import cache_policy, storability
+from cdn_core.cache_policy import CacheOptions
 from cdn_core.http import Headers, RequestHead, ResponseHead
 from cdn_core.httpdate import format_http_date
+from cdn_core.storability import DontStore, NoStoreReason, Store, StoreDecision, decide_store
 from cdn_core.testing import EPOCH, make_request, make_response
 
 OPTIONS = CacheOptions(max_object_bytes=1000)
@@ -231,3 +226,8 @@ class TestDontStore:
     def test_public_without_any_lifetime_or_validator(self):
         response = make_response(headers={"cache-control": "public"})
         assert store(response) == refused(NoStoreReason.NOT_CACHEABLE, True)
+
+
+def test_cache_policy_re_exports_the_store_decision():
+    for name in ("UNDERSTOOD_STATUSES", "DontStore", "NoStoreReason", "Store", "decide_store"):
+        assert getattr(cache_policy, name) is getattr(storability, name), name
