@@ -230,7 +230,7 @@ class EdgeHandler:
 
     def _serve(
         self, head: RequestHead, entry: StoredEntry, age_s: int, status: str, outcome: Outcome
-    ) -> web.Response | None:
+    ) -> web.StreamResponse | None:
         slot = self._store.slot(entry)
         if slot is None:
             return None
@@ -340,7 +340,7 @@ class EdgeHandler:
 
     def _freshened(
         self, head: RequestHead, fresh: StoredEntry, fwd: Forward, now: float
-    ) -> web.Response | None:
+    ) -> web.StreamResponse | None:
         if not self._store.replace_head(fresh):
             return None
         ttl = remaining_ttl_s(fresh, now=now, options=self._options)
@@ -403,7 +403,7 @@ class EdgeHandler:
 
     def _from_buffer(
         self, head: RequestHead, entry: StoredEntry, body: bytes, age: int, status: str
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         """Answer from a fetched body the store did not admit (the policy's call)."""
         slot = Slot(entry, body)
         response, sent = from_cache(head, slot, age_s=age, cache_status=status, via=self._via)
