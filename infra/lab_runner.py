@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,19 +33,13 @@ from controlplane.redis_server import redis_binary, start_redis_server, wait_for
 from infra.lab_plan import LabPlan, plan_lab
 from infra.lab_wan import LabWan
 from infra.monitoring.scrape import RULES_FILE, render as render_scrape_config
+from infra.ports import free_port
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 PR_SET_PDEATHSIG = 1
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _die_with_parent() -> None:

@@ -22,16 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from infra.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 ZONE = "cdn.test"
 EDGES = ("127.0.1.1", "127.0.1.2")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def router_config(port: int) -> str:

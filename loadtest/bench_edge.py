@@ -26,6 +26,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from infra.ports import free_port
+
 HOST = "www.bench.test"
 # As root, nginx workers would drop to nobody and lose access to the temp cache directory.
 NGINX_USER = "user root root;\n" if os.geteuid() == 0 else ""
@@ -74,13 +76,6 @@ region = "local"
 listen = "127.0.0.1:{port}"
 admin = "127.0.0.1:{admin_port}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(port: int, timeout_s: float = 20.0) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import socket
 import statistics
 import tempfile
 from typing import Any
@@ -25,6 +24,7 @@ from controlplane.agent import NodeAgent
 from controlplane.purge_log import new_rule, purge_and_wait
 from controlplane.redis_server import start_redis_server, wait_for_port
 from controlplane.redis_store import RedisControlStore
+from infra.ports import free_port
 
 
 class CountingCache:
@@ -39,12 +39,6 @@ class CountingCache:
         return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _config(url: str, shields: int, edges: int, secret: str) -> Any:
     nodes = [
         {
@@ -52,9 +46,9 @@ def _config(url: str, shields: int, edges: int, secret: str) -> Any:
             "role": role,
             "region": "eu",
             "listen": f"127.0.{1 if role == 'edge' else 2}.{i}:{port}",
-            "admin": f"127.0.0.1:{_free_port()}",
+            "admin": f"127.0.0.1:{free_port()}",
         }
-        for role, count, port in (("shield", shields, _free_port()), ("edge", edges, _free_port()))
+        for role, count, port in (("shield", shields, free_port()), ("edge", edges, free_port()))
         for i in range(1, count + 1)
     ]
     return load_config(
@@ -62,12 +56,12 @@ def _config(url: str, shields: int, edges: int, secret: str) -> Any:
             "cluster": "bench",
             "control_plane": url,
             "secret_file": secret,
-            "dns": {"zone": "cdn.test", "listen": f"127.0.0.1:{_free_port()}"},
+            "dns": {"zone": "cdn.test", "listen": f"127.0.0.1:{free_port()}"},
             "origins": [
                 {
                     "name": "o",
                     "hostnames": ["www.cdn.test"],
-                    "url": f"http://127.0.0.1:{_free_port()}",
+                    "url": f"http://127.0.0.1:{free_port()}",
                 }
             ],
             "nodes": nodes,
@@ -122,7 +116,7 @@ def main() -> None:
     secret = f"{workdir}/cluster.key"
     with open(secret, "w") as file:
         file.write("bench-secret-0123456789")
-    port = _free_port()
+    port = free_port()
     redis = start_redis_server(port, workdir)
     try:
         wait_for_port("127.0.0.1", port, 10.0)
