@@ -25,11 +25,15 @@ from typing import IO, Any
 
 import aiohttp
 import dns.asyncquery
+import dns.edns
+import dns.exception
 import dns.message
 import tomli_w
 
-from cdn_core.config import Config, HostPort, Role
+from cdn_core.config import Config, HostPort, IPNetwork, Role, RoutingPolicy
+from cdn_core.registry import ClusterSnapshot, network_target
 from controlplane.redis_server import redis_binary, start_redis_server, wait_for_port
+from controlplane.store import StoreUnavailable, read_snapshot
 from infra.lab_plan import LabPlan, plan_lab
 from infra.lab_wan import LabWan
 from infra.monitoring.scrape import RULES_FILE, render as render_scrape_config
@@ -176,11 +180,72 @@ async def _wait_ready(lab: Lab) -> None:
             for name, (address, path) in list(pending.items()):
                 if await _http_ok(session, address, path):
                     del pending[name]
-            if not pending and await _dns_ok(lab.config.dns.listen, lab.config.dns.zone):
+            if (
+                not pending
+                and await _dns_ok(lab.config.dns.listen, lab.config.dns.zone)
+                and await _routing_converged(lab.config)
+            ):
                 return
             await asyncio.sleep(0.2)
-    waiting = ", ".join(sorted(pending)) or "router"
+    waiting = ", ".join(sorted(pending)) or "the router's first latency-based answers"
     raise TimeoutError(f"the lab was not ready within {READY_TIMEOUT_S:.0f}s (waiting: {waiting})")
+
+
+def measured_everywhere(config: Config, snapshot: ClusterSnapshot) -> bool:
+    """True once every edge reports an up RTT estimate toward every client network."""
+    for edge in config.nodes_with_role(Role.EDGE):
+        report = snapshot.nodes.get(edge.name)
+        if report is None:
+            return False
+        for network in config.client_networks:
+            estimate = report.estimate(network_target(network.name))
+            if estimate is None or not estimate.up or estimate.rtt_ms is None:
+                return False
+    return True
+
+
+async def _routing_converged(config: Config) -> bool:
+    """Ready means users get latency-based answers: the probes have measured every client
+    network and the router answers each network with an edge of its own region."""
+    if config.control_plane == "memory":
+        return True  # nothing is shared between the processes; nothing to wait for
+    try:
+        snapshot = await read_snapshot(config.control_plane, config.cluster)
+    except StoreUnavailable:
+        return False
+    if not measured_everywhere(config, snapshot):
+        return False
+    if config.dns.policy is not RoutingPolicy.LATENCY:
+        return True
+    for network in config.client_networks:
+        local = {
+            n.public_address
+            for n in config.nodes_with_role(Role.EDGE)
+            if n.region == network.region
+        }
+        if local and await _first_answer(config, network.prefixes[0]) not in local:
+            return False
+    return True
+
+
+async def _first_answer(config: Config, prefix: IPNetwork) -> str | None:
+    subnet = f"{prefix.network_address}/{min(prefix.prefixlen + 8, prefix.max_prefixlen)}"
+    query = dns.message.make_query(
+        config.origins[0].hostnames[0],
+        "A" if prefix.version == 4 else "AAAA",
+        use_edns=0,
+        options=[dns.edns.ECSOption.from_text(subnet)],
+    )
+    try:
+        response = await dns.asyncquery.udp(
+            query, config.dns.listen.host, port=config.dns.listen.port, timeout=0.5
+        )
+    except (OSError, dns.exception.DNSException):
+        return None
+    for rrset in response.answer:
+        for rdata in rrset:
+            return str(rdata)
+    return None
 
 
 def _raise_if_a_child_died(lab: Lab) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from cdn_core.config import HostPort, Role
+from cdn_core.config import HostPort, NodeConfig, Role
 from cdn_core.errors import ConfigError
+from cdn_core.registry import ClusterSnapshot, NodeReport, PeerEstimate
 from infra.lab_guide import guide
 from infra.lab_plan import backend_host, plan_lab
+from infra.lab_runner import measured_everywhere
 
 LAB_DIR = Path(__file__).resolve().parents[2] / "infra" / "lab"
 
@@ -116,3 +118,33 @@ def test_the_guide_quickstart_names_the_router_a_user_and_the_config() -> None:
     assert "--interface 127.10.0.9" in text
     assert "purge url http://www.cdn.test/obj/3 --wait --config lab-run/cdn.toml" in text
     assert "lab wan set" in text
+
+
+def test_the_lab_is_not_ready_before_every_edge_measured_every_network() -> None:
+    config = plan("small.toml").config
+    edges = [n for n in config.nodes if n.role is Role.EDGE]
+    nets = [f"net:{n.name}" for n in config.client_networks]
+
+    def report(node: NodeConfig, estimates: dict[str, PeerEstimate]) -> NodeReport:
+        return NodeReport(
+            node=node.name,
+            role=node.role,
+            region=node.region,
+            listen=str(node.listen),
+            admin=str(node.admin),
+            public_address=node.public_address,
+            config_version="1",
+            started_at=0.0,
+            heartbeat_at=0.0,
+            estimates=estimates,
+        )
+
+    up = PeerEstimate(rtt_ms=5.0, rttvar_ms=1.0, loss=0.0, up=True, samples=3)
+    down = PeerEstimate(rtt_ms=None, rttvar_ms=0.0, loss=1.0, up=False, samples=3)
+    full = {e.name: report(e, dict.fromkeys(nets, up)) for e in edges}
+    partial = dict(full, **{edges[0].name: report(edges[0], {nets[0]: up, nets[1]: down})})
+
+    assert measured_everywhere(config, ClusterSnapshot(taken_at=0.0, nodes=full))
+    assert not measured_everywhere(config, ClusterSnapshot(taken_at=0.0, nodes=partial))
+    missing = {e.name: full[e.name] for e in edges[1:]}
+    assert not measured_everywhere(config, ClusterSnapshot(taken_at=0.0, nodes=missing))
