@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cdn_core.cache_key import key_of, normalize_host, normalize_target, variant_of, vary_fields
+from cdn_core.config import Role
 from cdn_core.entry import StoredEntry
 from cdn_core.http import Headers, RequestHead, ResponseHead
 from cdn_core.httpdate import format_http_date
+from cdn_core.registry import NodeReport
 from cdn_core.response_headers import SURROGATE_KEY_FIELDS, surrogate_keys
 
 # 2023-11-14T22:13:20Z: a fixed, whole-second epoch so HTTP-dates round-trip exactly.
@@ -99,3 +102,18 @@ def make_entry(
         surrogate_keys=surrogate_keys(fields),
         stale_at=stale_at,
     )
+
+
+def make_report(node: str, **fields: Any) -> NodeReport:
+    """A :class:`NodeReport` with placeholder identity fields; ``fields`` override any of them."""
+    defaults: dict[str, Any] = {
+        "role": Role.EDGE,
+        "region": "r",
+        "listen": "127.0.0.1:1",
+        "admin": "127.0.0.1:2",
+        "public_address": "127.0.0.1",
+        "config_version": "v",
+        "started_at": 0.0,
+        "heartbeat_at": 0.0,
+    }
+    return NodeReport(node=node, **{**defaults, **fields})

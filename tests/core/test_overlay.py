@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from cdn_core.config import OverlayConfig, Role, ShieldPolicy
 from cdn_core.overlay import PathReason, Route, hash_ring, link_cost_ms, plan_route
 from cdn_core.registry import ClusterSnapshot, NodeReport, PeerEstimate
+from cdn_core.testing import make_report
 
 OVERLAY = OverlayConfig(switch_margin_ms=5.0, switch_margin_ratio=0.1, detour_margin_ms=20.0)
 SHIELDS = ("shield-a", "shield-b", "shield-c")
@@ -21,16 +22,9 @@ def est(rtt_ms: float | None, *, up: bool = True, loss: float = 0.0) -> PeerEsti
 
 
 def report(name: str, role: Role = Role.SHIELD, **estimates: PeerEstimate) -> NodeReport:
-    return NodeReport(
-        node=name,
+    return make_report(
+        name,
         role=role,
-        region="r",
-        listen="127.0.0.1:1",
-        admin="127.0.0.1:2",
-        public_address="127.0.0.1",
-        config_version="v",
-        started_at=0.0,
-        heartbeat_at=0.0,
         estimates={k.replace("__", ":").replace("_", "-"): v for k, v in estimates.items()},
     )
 

@@ -11,6 +11,7 @@ import pytest
 from cdn_core.config import HostPort, NodeConfig, Role
 from cdn_core.errors import ConfigError
 from cdn_core.registry import ClusterSnapshot, NodeReport, PeerEstimate
+from cdn_core.testing import make_report
 from infra.lab_guide import guide
 from infra.lab_plan import backend_host, plan_lab
 from infra.lab_runner import measured_everywhere
@@ -126,18 +127,7 @@ def test_the_lab_is_not_ready_before_every_edge_measured_every_network() -> None
     nets = [f"net:{n.name}" for n in config.client_networks]
 
     def report(node: NodeConfig, estimates: dict[str, PeerEstimate]) -> NodeReport:
-        return NodeReport(
-            node=node.name,
-            role=node.role,
-            region=node.region,
-            listen=str(node.listen),
-            admin=str(node.admin),
-            public_address=node.public_address,
-            config_version="1",
-            started_at=0.0,
-            heartbeat_at=0.0,
-            estimates=estimates,
-        )
+        return make_report(node.name, role=node.role, region=node.region, estimates=estimates)
 
     up = PeerEstimate(rtt_ms=5.0, rttvar_ms=1.0, loss=0.0, up=True, samples=3)
     down = PeerEstimate(rtt_ms=None, rttvar_ms=0.0, loss=1.0, up=False, samples=3)

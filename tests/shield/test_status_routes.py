@@ -7,23 +7,13 @@ from pathlib import Path
 from cdn_cli.status_cmd import render_status
 from cdn_core.config import Role
 from cdn_core.registry import ClusterSnapshot, NodeReport, RouteChoice
+from cdn_core.testing import make_report
 from controlplane.codec import report_from_json, report_to_json
 from tests.shield.conftest import overlay_config
 
 
 def report(node: str, role: Role, routes: dict[str, RouteChoice]) -> NodeReport:
-    return NodeReport(
-        node=node,
-        role=role,
-        region="r",
-        listen="127.0.0.1:1",
-        admin="127.0.0.1:2",
-        public_address="127.0.0.1",
-        config_version="v",
-        started_at=1.0,
-        heartbeat_at=2.0,
-        routes=routes,
-    )
+    return make_report(node, role=role, started_at=1.0, heartbeat_at=2.0, routes=routes)
 
 
 def test_routes_survive_the_codec_and_old_reports_have_none() -> None:
