@@ -49,6 +49,7 @@ class DnsConfig:
     stale_after_s: float = 10.0
     rate_limit_qps: float = 2000.0
     rate_limit_burst: float = 4000.0
+    tcp_connections_per_source: int = 16
     ns_address: str | None = None
 
 
@@ -59,6 +60,11 @@ class OriginConfig:
     url: str
     shield_policy: ShieldPolicy = ShieldPolicy.NEAREST
     probe_path: str = "/"
+    # The Host sent to the origin; None sends the hostname the request was matched to.
+    host_header: str | None = None
+    # Request fields users may send to this origin although they are not in the cache key
+    # (cdn_core.forwarding): each is added to the Vary of the responses stored.
+    pass_headers: tuple[str, ...] = ()
 
     @property
     def address(self) -> HostPort:
@@ -122,6 +128,10 @@ class ProxyConfig:
     max_request_body_bytes: int = 16 * 1024**2
     upstream_pool_size: int = 100
     keepalive_timeout_s: float = 30.0
+    # The per-upstream circuit breaker (cdn_core.breaker): open after this many failures in a
+    # row (0 turns it off), for breaker_open_s, then let one trial request through.
+    breaker_failures: int = 5
+    breaker_open_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +238,10 @@ def _load_dns(data: object) -> DnsConfig:
             stale_after_s=s.get("stale_after", read.positive_duration, 10.0),
             rate_limit_qps=s.get("rate_limit_qps", read.number(1), 2000.0),
             rate_limit_burst=s.get("rate_limit_burst", read.number(1), 4000.0),
+            # at most the router's total of 256 open TCP connections
+            tcp_connections_per_source=s.get(
+                "tcp_connections_per_source", read.integer(1, 256), 16
+            ),
             ns_address=s.get("ns_address", read.ip, None),
         )
 
@@ -240,6 +254,8 @@ def _load_origin(path: str, data: object) -> OriginConfig:
             url=s.need("url", read.url),
             shield_policy=s.get("shield_policy", read.one_of(ShieldPolicy), ShieldPolicy.NEAREST),
             probe_path=s.get("probe_path", read.non_empty_str, "/"),
+            host_header=s.get("host_header", read.host_header, None),
+            pass_headers=s.get("pass_headers", read.list_of(read.passed_field), ()),
         )
 
 
@@ -309,6 +325,8 @@ def _load_proxy(data: object) -> ProxyConfig:
                 "upstream_pool_size", read.integer(1, 100_000), d.upstream_pool_size
             ),
             keepalive_timeout_s=s.get("keepalive_timeout", read.positive_duration, 30.0),
+            breaker_failures=s.get("breaker_failures", read.integer(0, 1000), d.breaker_failures),
+            breaker_open_s=s.get("breaker_open", read.positive_duration, d.breaker_open_s),
         )
 
 

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from cdn_core.errors import ConfigError
+from cdn_core.forwarding import NEVER_PASSED as _NEVER_PASSED
+from cdn_core.http import HOP_BY_HOP
 from cdn_core.units import parse_duration, parse_size
 
 T = TypeVar("T")
@@ -28,6 +30,8 @@ _HOSTNAME = re.compile(
     r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
     r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?"
 )
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
+_HOST_HEADER = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(:[0-9]{1,5})?", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,24 @@ def hostname(value: object) -> str:
     if not _HOSTNAME.fullmatch(text):
         raise ValueError("expected a DNS hostname")
     return text.rstrip(".")
+
+
+def host_header(value: object) -> str:
+    """A ``Host`` value: a hostname or IP literal, with an optional port."""
+    text = non_empty_str(value)
+    if not _HOST_HEADER.fullmatch(text):
+        raise ValueError("expected a Host value such as 'origin.example' or 'origin.example:8080'")
+    return text.lower()
+
+
+def passed_field(value: object) -> str:
+    """A request field name for ``pass_headers`` (an RFC 9110 §5.1 token), lower-cased."""
+    text = non_empty_str(value).lower()
+    if not _TOKEN.fullmatch(text):
+        raise ValueError("expected a header field name (letters, digits and -!#$%&'*+.^_`|~)")
+    if text in _NEVER_PASSED or text in HOP_BY_HOP or text.startswith("x-overlay-"):
+        raise ValueError(f"{text!r} is computed by each node and cannot be passed through")
+    return text
 
 
 def ip(value: object) -> str:

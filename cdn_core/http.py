@@ -25,6 +25,11 @@ HOP_BY_HOP = frozenset(
 )
 
 
+# RFC 9112 §6: how a message's body is delimited. Each hop computes its own for the body it
+# sends; they are never copied from one hop to the next (cdn_core.forwarding).
+FRAMING_FIELDS = ("content-length", "transfer-encoding")
+
+
 class Headers:
     """An immutable, ordered, case-insensitive multi-map of header fields.
 

@@ -1,12 +1,18 @@
 """The authentication tag of an overlay hop: an HMAC-SHA256 with the cluster secret.
 
-The sending node signs the method, host, target, a timestamp, its own name and the planned
-route (the hops still ahead); the receiving node recomputes the tag and compares it in constant
-time. A timestamp further than ``max_skew_s`` from the receiver's clock is refused, so a captured
-request cannot be replayed later. Within the window a replay is possible, which is harmless for
-the idempotent requests the overlay carries; the window is the price of no shared nonce state.
+The sending node signs the request, not just the route: the method, the Host it sends, the
+target, every end-to-end header field it sends (:func:`signed_fields`: everything but the
+``X-Overlay-*`` fields, the hop-by-hop fields and the framing that each hop computes for itself),
+a timestamp, its own name and the planned route (the hops still ahead). The receiving node
+recomputes the tag over what it received and compares it in constant time, so a field added,
+removed or changed on the way (or in a replayed capture) makes the tag fail. A timestamp
+further than ``max_skew_s`` from the receiver's clock is refused, so a capture cannot be
+replayed later; within the window the very same request can be replayed, which for the
+idempotent requests the overlay carries yields the same answer. The window is the price of no
+shared nonce state. The request body is not signed (it streams); an unsafe request is never
+replayed by the overlay itself.
 
-On the wire the tag travels in ``X-Overlay-Auth`` as ``v1=<hex>``, next to ``X-Overlay-Node``,
+On the wire the tag travels in ``X-Overlay-Auth`` as ``v2=<hex>``, next to ``X-Overlay-Node``,
 ``X-Overlay-Time`` and ``X-Overlay-Route`` (see :mod:`cdn_core.hop`).
 """
 
@@ -19,13 +25,15 @@ import math
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from cdn_core.http import Headers
+from cdn_core.http import FRAMING_FIELDS, Headers, strip_hop_by_hop
 
 AUTH_HEADER = "x-overlay-auth"
 NODE_HEADER = "x-overlay-node"
 TIME_HEADER = "x-overlay-time"
 ROUTE_HEADER = "x-overlay-route"
-_VERSION = "v1"
+_VERSION = "v2"
+_OVERLAY_PREFIX = "x-overlay-"
+_UNSIGNED = frozenset({"host", *FRAMING_FIELDS})
 
 
 class AuthFailure(enum.Enum):
@@ -56,11 +64,33 @@ class Invalid:
 Verdict = Valid | Invalid
 
 
+def signed_fields(headers: Headers) -> bytes:
+    """The header fields a tag covers, canonically: ``name: value`` lines in received order.
+
+    Left out: ``X-Overlay-*`` (the tag's own), hop-by-hop fields (RFC 9110 §7.6.1), ``Host``
+    (signed on its own) and the framing fields, which every hop computes for the body it sends.
+    """
+    kept = strip_hop_by_hop(headers)
+    lines = [
+        f"{name}: {value.strip()}"
+        for name, value in kept
+        if name not in _UNSIGNED and not name.startswith(_OVERLAY_PREFIX)
+    ]
+    return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).digest()
+
+
 def _message(
-    method: str, host: str, target: str, timestamp: str, node: str, route: tuple[str, ...]
+    method: str,
+    host: str,
+    target: str,
+    timestamp: str,
+    node: str,
+    route: tuple[str, ...],
+    headers: Headers,
 ) -> bytes:
     fields = (_VERSION, method.upper(), host.lower(), target, timestamp, node, ",".join(route))
-    return "\n".join(fields).encode("utf-8", "surrogateescape")
+    head = "\n".join(fields).encode("utf-8", "surrogateescape")
+    return head + b"\n" + signed_fields(headers)
 
 
 def format_route(route: tuple[str, ...]) -> str:
@@ -82,6 +112,7 @@ def sign(
     target: str,
     node: str,
     route: tuple[str, ...] = (),
+    headers: Headers | None = None,
     now: float,
 ) -> Headers:
     """The overlay authentication fields for one hop.
@@ -93,13 +124,14 @@ def sign(
         target: the request target (path and query).
         node: the sending node's name.
         route: the hops still ahead, the next one first.
+        headers: the fields the hop sends (see :func:`signed_fields`).
         now: wall-clock seconds (``time.time()``), because the tag crosses machines.
 
     Returns:
         ``X-Overlay-Node``, ``X-Overlay-Time``, ``X-Overlay-Route`` and ``X-Overlay-Auth``.
     """
     timestamp = f"{now:.3f}"
-    message = _message(method, host, target, timestamp, node, route)
+    message = _message(method, host, target, timestamp, node, route, headers or Headers())
     tag = hmac.new(secret, message, hashlib.sha256).hexdigest()
     return Headers(
         [
@@ -126,7 +158,7 @@ def verify(
 
     Args:
         secret: the cluster secret.
-        headers: the received request's fields.
+        headers: the received request's fields (all of them: see :func:`signed_fields`).
         method: the received method.
         host: the received host, lower-cased without port.
         target: the received target.
@@ -153,7 +185,7 @@ def verify(
         return Invalid(reason=AuthFailure.EXPIRED)
     if timestamp > now + max_skew_s:
         return Invalid(reason=AuthFailure.FUTURE)
-    message = _message(method, host, target, stamp, node, route)
+    message = _message(method, host, target, stamp, node, route, headers)
     expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), tag.lower().encode("ascii", "replace")):
         return Invalid(reason=AuthFailure.BAD_TAG)

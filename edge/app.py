@@ -196,23 +196,33 @@ def data_plane(serve: RequestServer, middlewares: Sequence[Middleware]) -> Reque
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         if request.headers.get(hdrs.EXPECT):
-            await _expect(request)
+            refused = await _expect(request)
+            if refused is not None:
+                return refused
         return await chained(request)
 
     return handle
 
 
-async def _expect(request: web.BaseRequest) -> None:
+async def _expect(request: web.BaseRequest) -> web.StreamResponse | None:
     """``Expect: 100-continue`` gets its interim answer; any other expectation 417 (RFC 9110
-    §10.1.1), as aiohttp's router answers it."""
+    §10.1.1). HTTP/1.0 has no expectations: the field is ignored there."""
     expect = request.headers.get(hdrs.EXPECT, "")
     if request.version != HttpVersion11:
-        return
-    if expect.lower() != "100-continue":
-        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+        return None
+    if expect.strip().lower() != "100-continue":
+        shown = ascii(expect[:100])  # the client's bytes, never re-encoded as they came
+        response = web.Response(
+            status=417,
+            text=f"417 Expectation Failed: unknown expectation {shown}\n",
+            headers={"Cache-Control": "no-store"},
+        )
+        response.force_close()
+        return response
     await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
     request.writer.output_size = 0
     await request.writer.drain()
+    return None
 
 
 def _admin_app(node: NodeConfig, registry: CollectorRegistry) -> web.Application:

@@ -48,17 +48,18 @@ from cdn_core.cache_status import Forward, cache_status_entry
 from cdn_core.config import Config, NodeConfig, OriginConfig, Role
 from cdn_core.entry import StoredEntry
 from cdn_core.errors import UpstreamError, UpstreamTimeout
+from cdn_core.forwarding import upstream_fields, vary_with
 from cdn_core.freshness import current_age, remaining_ttl_s
 from cdn_core.hop import OVERLAY_PREFIX, HopRefused, check_client_loop, is_overlay_header
-from cdn_core.http import Headers, RequestHead, ResponseHead, strip_hop_by_hop
+from cdn_core.http import Headers, RequestHead, ResponseHead
 from cdn_core.response_headers import client_headers
 from edge.coalesce import Coalescer, Flight
 from edge.forward import declared_length, read_all, relay, request_body
-from edge.limits import RequestRejected, check_body_size, check_head_size
+from edge.limits import RequestRejected, check_body_size, check_head, check_message
 from edge.metrics import EdgeMetrics, Outcome, RateMeter, UpstreamResult
 from edge.respond import error_response, from_cache, to_aiohttp, with_node_fields
 from edge.store import CacheStore, Slot
-from edge.upstream import RequestBody, Timeouts, Upstream, UpstreamResponse
+from edge.upstream import RequestBody, StreamBody, Timeouts, Upstream, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +145,14 @@ class EdgeHandler:
     # -- admission -------------------------------------------------------------------------
 
     def _admit(self, request: web.BaseRequest) -> tuple[RequestHead, OriginConfig]:
-        check_head_size(request.raw_headers, self._proxy)
+        check_head(request.raw_headers, self._proxy)
+        check_message(request.version, request.method, has_body=request.body_exists)
         fields = request.headers
         target = request.raw_path
         if target.startswith("/"):
             host = fields.get("Host", "")
         else:
+            # RFC 9112 §3.2.2: the target's authority replaces Host.
             host, target = _absolute_form(target)
         site = self._sites.get(host)
         if site is None:
@@ -193,7 +196,13 @@ class EdgeHandler:
         status = self._status(hit=False, detail="rejected")
         text = f"{exc.status} {HTTPStatus(exc.status).phrase}: {exc.reason}"
         self._metrics.answered(Outcome.REJECTED, exc.status, 0)
-        return error_response(exc.status, text, cache_status=status, via=self._via)
+        response = error_response(exc.status, text, cache_status=status, via=self._via)
+        for name, value in exc.fields:
+            response.headers[name] = value
+        if exc.close:
+            # The rest of what the client sent is not read: the connection cannot go on.
+            response.force_close()
+        return response
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -499,7 +508,8 @@ class EdgeHandler:
         body: RequestBody = None
         if request.body_exists:
             limit = self._proxy.max_request_body_bytes
-            body = request_body(request, limit=limit, exceeded=exceeded)
+            chunks = request_body(request, limit=limit, exceeded=exceeded)
+            body = StreamBody(chunks, request.content_length)
         try:
             response = await self._send(upstream, up_head, body)
         except Exception as exc:
@@ -600,21 +610,21 @@ class EdgeHandler:
         full_object: bool,
         extra: Headers | None = None,
     ) -> RequestHead:
-        # Expect is answered by this node's server (100-continue), never forwarded.
-        headers = strip_hop_by_hop(head.headers).without("expect")
+        headers = head.headers
         method = head.method
         if full_object:
             headers = headers.without(*_CLIENT_ONLY_FIELDS)
             method = "GET"
         if extra:
             headers = Headers([*headers, *extra])
-        if client_ip and self._is_edge:
-            # On a shield, the edge already appended the user's address.
-            forwarded = headers.get_joined("x-forwarded-for")
-            value = f"{forwarded}, {client_ip}" if forwarded else client_ip
-            headers = headers.with_set("x-forwarded-for", value)
-        via = headers.get_joined("via")
-        headers = headers.with_set("via", f"{via}, {self._via}" if via else self._via)
+        headers = upstream_fields(
+            headers,
+            host=head.host,
+            via=self._via,
+            client_ip=client_ip,
+            from_user=self._is_edge,
+            passed=self._origins[head.host].pass_headers,
+        )
         return dataclasses.replace(head, method=method, headers=headers)
 
     async def _send(
@@ -630,6 +640,10 @@ class EdgeHandler:
             self._metrics.upstream(UpstreamResult.UNAVAILABLE)
             raise
         self._metrics.upstream(UpstreamResult.OK, time.monotonic() - started)
+        passed = self._origins[head.host].pass_headers
+        if passed:
+            # Passed-through fields select the variant: they cannot poison (cdn_core.forwarding).
+            response.headers = vary_with(response.headers, passed)
         return response
 
     def _status(self, **params: Any) -> str:

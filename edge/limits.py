@@ -1,10 +1,19 @@
 """Bad input: the limits the data listener enforces and the clear errors it answers with.
 
-aiohttp's HTTP parser rejects malformed request lines, conflicting ``Content-Length`` /
-``Transfer-Encoding`` and over-long lines before any handler runs; :class:`EdgeRunner` makes
-those answers short plain-text errors (431 for header limits, 400 otherwise) logged without a
-traceback. The handler then checks what the parser cannot: the total header bytes
-(``proxy.max_header_bytes``) and the request body size (``proxy.max_request_body_bytes``).
+aiohttp's HTTP parser (llhttp, strict mode) rejects malformed request lines, bare CR or LF,
+obs-fold, control bytes, conflicting or repeated ``Content-Length`` / ``Transfer-Encoding`` and
+over-long lines before any handler runs; :class:`EdgeRunner` makes those answers short
+plain-text errors (431 for header limits, 400 otherwise) logged without a traceback, and makes
+every status line of the node ``HTTP/1.1`` whatever version the client spoke (RFC 9110 §6.2).
+The handler then checks what the parser cannot (:func:`check_head`, :func:`check_message`):
+the total header bytes (``proxy.max_header_bytes``), field values that are not UTF-8 (refused,
+so that what is forwarded is byte-exact), the HTTP version (505 unless 1.x), TRACE and CONNECT
+(405), a body on GET or HEAD (400: see below) and the request body size
+(``proxy.max_request_body_bytes``).
+
+A GET or HEAD with a body is refused, not forwarded: a body has no defined meaning on them
+(RFC 9110 §9.3.1), caches key them without it, and a node that dropped the body but kept its
+framing would desynchronise the next hop (request smuggling). ``Content-Length: 0`` is no body.
 """
 
 from __future__ import annotations
@@ -14,7 +23,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web, web_protocol
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion, RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.streams import StreamReader
+from multidict import CIMultiDict
 
 from cdn_core.config import ProxyConfig
 
@@ -25,13 +38,33 @@ MAX_HEADER_FIELDS = 256
 RequestServer = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
-class RequestRejected(Exception):
-    """Bad client input: answered with ``status`` and a one-line explanation."""
+# RFC 9110 §9.3.8: TRACE would echo the request (credentials included) back; CONNECT makes a
+# tunnel. Neither has a place on a caching reverse proxy.
+REFUSED_METHODS = frozenset({"TRACE", "CONNECT"})
+ALLOWED_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+BODYLESS_METHODS = frozenset({"GET", "HEAD"})
 
-    def __init__(self, status: int, reason: str) -> None:
+
+class RequestRejected(Exception):
+    """Bad client input: answered with ``status`` and a one-line explanation.
+
+    ``close`` ends the connection after the answer (what the client sent next is not read);
+    ``fields`` are added to the answer (``Allow`` on a 405).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        close: bool = False,
+        fields: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.close = close
+        self.fields = fields
 
 
 def _is_header_limit(exc: BaseException | None) -> bool:
@@ -70,6 +103,34 @@ class _EdgeServer(web.Server):
     def __call__(self) -> web_protocol.RequestHandler:
         return _EdgeRequestHandler(self, loop=self._loop, **self._kwargs)
 
+    def _make_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: web_protocol.RequestHandler,
+        writer: AbstractStreamWriter,
+        task: Any,
+    ) -> web.BaseRequest:
+        _speak_http11(writer)
+        return super()._make_request(message, payload, protocol, writer, task)
+
+
+_STATUS_VERSION = "HTTP/1.1"
+
+
+def _speak_http11(writer: AbstractStreamWriter) -> None:
+    """Make ``writer`` send every status line as ``HTTP/1.1`` (RFC 9110 §6.2: a server sends
+    the highest minor version it conforms to, never the client's). aiohttp writes the client's
+    version; the framing it picks for that version (no chunking for 1.0) stays as it is."""
+    write_headers = writer.write_headers
+
+    async def write_http11(status_line: str, headers: CIMultiDict[str]) -> None:
+        if not status_line.startswith(_STATUS_VERSION):
+            status_line = _STATUS_VERSION + status_line[8:]
+        await write_headers(status_line, headers)
+
+    writer.write_headers = write_http11  # type: ignore[method-assign]
+
 
 class EdgeRunner(web.ServerRunner):
     """A low-level :class:`aiohttp.web.ServerRunner` for ``serve``, parser limits from ``[proxy]``.
@@ -91,16 +152,48 @@ class EdgeRunner(web.ServerRunner):
         super().__init__(server, **kwargs)
 
 
-def check_head_size(raw_headers: tuple[tuple[bytes, bytes], ...], proxy: ProxyConfig) -> None:
-    """Reject a request whose header fields exceed ``proxy.max_header_bytes`` in total."""
+def check_head(raw_headers: tuple[tuple[bytes, bytes], ...], proxy: ProxyConfig) -> None:
+    """Reject a request whose header fields exceed ``proxy.max_header_bytes`` in total (431),
+    or have a value that is not UTF-8 (400: it could not be forwarded byte-exact)."""
     total = 0
     for name, value in raw_headers:
         total += len(name) + len(value) + 4
+        if not value.isascii():
+            _check_utf8(name, value)
     if total > proxy.max_header_bytes:
         raise RequestRejected(
             431,
             f"request header fields total {total} bytes, "
             f"over the limit of {proxy.max_header_bytes}",
+        )
+
+
+def _check_utf8(name: bytes, value: bytes) -> None:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        field = name.decode("ascii", "replace")[:64]
+        raise RequestRejected(
+            400, f"the value of the {field!r} field is not UTF-8", close=True
+        ) from None
+
+
+def check_message(version: HttpVersion, method: str, *, has_body: bool) -> None:
+    """Reject what this node does not serve: HTTP other than 1.x (505), TRACE and CONNECT
+    (405), and GET or HEAD with a body (400, see the module docstring)."""
+    if version.major != 1:
+        raise RequestRejected(
+            505, f"HTTP/{version.major}.{version.minor} is not supported here; use HTTP/1.1"
+        )
+    if method in REFUSED_METHODS:
+        raise RequestRejected(
+            405,
+            f"{method} is not allowed on this CDN",
+            fields=(("Allow", ALLOWED_METHODS),),
+        )
+    if has_body and method in BODYLESS_METHODS:
+        raise RequestRejected(
+            400, f"a {method} request must not have a body (RFC 9110 §9.3)", close=True
         )
 
 

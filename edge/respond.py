@@ -176,7 +176,8 @@ def _prepared(slot: Slot, via: str) -> _Prepared:
     return made
 
 
-_STATUS_LINES = {HttpVersion11: b"HTTP/1.1 200 OK\r\n", HttpVersion10: b"HTTP/1.0 200 OK\r\n"}
+# Always HTTP/1.1 (RFC 9110 §6.2), as edge.limits makes aiohttp's own status lines.
+_STATUS_LINES = {HttpVersion11: b"HTTP/1.1 200 OK\r\n", HttpVersion10: b"HTTP/1.1 200 OK\r\n"}
 _date_second = -1
 _date_line = b""
 
@@ -230,7 +231,7 @@ class CachedHit(web.StreamResponse):
         p = self._prepared
         connection = b""
         if p.needs_connection:
-            if status_line is _STATUS_LINES[HttpVersion11]:
+            if request.version == HttpVersion11:
                 connection = b"" if keep_alive else b"Connection: close\r\n"
             elif keep_alive:
                 connection = b"Connection: keep-alive\r\n"

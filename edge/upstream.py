@@ -20,11 +20,22 @@ from yarl import URL
 
 from cdn_core.config import OriginConfig, ProxyConfig
 from cdn_core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from cdn_core.forwarding import without_framing
 from cdn_core.http import Headers, RequestHead
 
-CHUNK_BYTES = 64 * 1024
+# aiohttp adds these itself unless told not to; a proxy forwards what the client sent.
+SKIP_AUTO_HEADERS = ("User-Agent", "Accept-Encoding", "Accept", "Content-Type")
 
-RequestBody = AsyncIterator[bytes] | bytes | None
+
+@dataclass(frozen=True, slots=True)
+class StreamBody:
+    """A request body forwarded as it arrives: ``length`` bytes, or chunked when None."""
+
+    chunks: AsyncIterator[bytes]
+    length: int | None
+
+
+RequestBody = StreamBody | bytes | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +127,42 @@ class AiohttpResponse:
             self._response.close()
 
 
+async def send_request(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: URL,
+    headers: Headers,
+    body: RequestBody,
+    timeouts: Timeouts,
+) -> aiohttp.ClientResponse:
+    """Send one request; its framing is computed here, for the body actually sent.
+
+    ``Content-Length`` and ``Transfer-Encoding`` in ``headers`` are ignored (RFC 9112 §6): a
+    :class:`StreamBody` of known length gets that ``Content-Length``, one of unknown length is
+    sent chunked, bytes get their own length, and no body gets no framing field at all.
+    """
+    fields = without_framing(headers)
+    data: AsyncIterator[bytes] | bytes | None
+    if isinstance(body, StreamBody):
+        data = body.chunks
+        if body.length is not None:
+            fields = fields.with_set("content-length", str(body.length))
+    else:
+        data = body
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
+    )
+    return await session.request(
+        method,
+        url,
+        headers=list(fields),
+        data=data,
+        timeout=timeout,
+        allow_redirects=False,
+        compress=None,
+    )
+
+
 def map_client_error(exc: BaseException) -> UpstreamError:
     """Translate an aiohttp/OS error into the project's upstream error tree."""
     if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
@@ -146,7 +193,8 @@ class DirectUpstream:
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+            skip_auto_headers=SKIP_AUTO_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one user's cookies to the next
         )
         return self._session
 
@@ -154,22 +202,11 @@ class DirectUpstream:
         self, head: RequestHead, body: RequestBody, *, timeouts: Timeouts
     ) -> UpstreamResponse:
         session = self._session or self._open()
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            sock_connect=timeouts.connect_s,
-            sock_read=timeouts.first_byte_s,
-        )
         url = URL(self._base + head.target, encoded=True)
+        # The last hop: the origin's configured Host, never a client's (RFC 9112 §3.2.2).
+        headers = head.headers.with_set("host", self.origin.host_header or head.host)
         try:
-            response = await session.request(
-                head.method,
-                url,
-                headers=list(head.headers),
-                data=body,
-                timeout=timeout,
-                allow_redirects=False,
-                compress=None,
-            )
+            response = await send_request(session, head.method, url, headers, body, timeouts)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise map_client_error(exc) from exc
         return AiohttpResponse(response, timeouts.between_bytes_s)

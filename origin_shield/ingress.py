@@ -3,9 +3,12 @@
 :func:`overlay_ingress` is an aiohttp middleware the shield role installs on its data-plane app.
 For each request it:
 
+0. applies an edge's message rules (:mod:`edge.limits`: a GET or HEAD with a body, TRACE,
+   a field that is not UTF-8...): 400, 405 or 505;
 1. refuses a loop (this node already in ``CDN-Loop``) or a request past the hop limit: 508;
-2. refuses anything without a valid authentication tag, or whose route does not name this node
-   as the next hop: 403;
+2. refuses anything without a valid authentication tag (which covers the method, Host, target
+   and every end-to-end field, :mod:`cdn_core.overlay_auth`), or whose route does not name
+   this node as the next hop: 403;
 3. relays a request whose route goes on past this node to the next hop (a one-hop detour),
    streaming the answer back without caching it;
 4. hands the rest to the caching engine, whose upstream (:mod:`origin_shield.origin`) strips
@@ -23,12 +26,14 @@ from collections.abc import Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from cdn_core.cache_key import normalize_host
 from cdn_core.config import Config
 from cdn_core.errors import UpstreamError
 from cdn_core.hop import HopRefused, check_hop
 from cdn_core.http import Headers, RequestHead
 from cdn_core.overlay_auth import Invalid, verify
-from edge.upstream import Timeouts
+from edge.limits import RequestRejected, check_head, check_message
+from edge.upstream import StreamBody, Timeouts
 from origin_shield.peers import OVERLAY_ERROR_HEADER, PeerClient
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,15 @@ class OverlayGuard:
         self.refused: dict[str, int] = {}
 
     async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            # The same message rules as an edge's (edge.limits), before anything is relayed.
+            check_head(request.raw_headers, self.config.proxy)
+            check_message(request.version, request.method, has_body=request.body_exists)
+        except RequestRejected as exc:
+            refused = self._refuse(exc.status, "bad-request")
+            if exc.close:
+                refused.force_close()
+            return refused
         head = head_of(request)
         hop = check_hop(
             head.headers,
@@ -93,7 +107,11 @@ class OverlayGuard:
     async def _relay(
         self, request: web.Request, head: RequestHead, route: tuple[str, ...]
     ) -> web.StreamResponse:
-        body = request.content.iter_any() if request.body_exists else None
+        body = (
+            StreamBody(request.content.iter_any(), request.content_length)
+            if request.body_exists
+            else None
+        )
         timeouts = Timeouts.from_config(self.config.proxy)
         try:
             upstream = await self._peers.send(route, head, body, timeouts=timeouts)
@@ -130,18 +148,14 @@ def overlay_ingress(guard: OverlayGuard) -> Middleware:
 
 
 def head_of(request: web.BaseRequest) -> RequestHead:
-    """The request as a :class:`RequestHead` (host lower-cased, port dropped)."""
-    headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+    """The request as a :class:`RequestHead` (host normalised as in cache keys).
+
+    Fields are decoded as UTF-8, as the sending edge decoded them when it signed them
+    (:func:`edge.limits.check_head` refuses any other bytes).
+    """
     return RequestHead(
         method=request.method,
-        host=host_without_port(request.host or ""),
+        host=normalize_host(request.host or ""),
         target=request.raw_path,
-        headers=headers,
+        headers=Headers(request.headers.items()),
     )
-
-
-def host_without_port(host: str) -> str:
-    """``Host`` lower-cased, without port or trailing dot (IPv6 literals keep their brackets)."""
-    if host.startswith("["):
-        return host.split("]", 1)[0].lower() + "]"
-    return host.rsplit(":", 1)[0].lower().rstrip(".")

@@ -18,10 +18,18 @@ from yarl import URL
 
 from cdn_core.config import Config
 from cdn_core.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from cdn_core.forwarding import without_framing
 from cdn_core.hop import OVERLAY_PREFIX, forward_headers
 from cdn_core.http import Headers, RequestHead
 from cdn_core.overlay_auth import sign
-from edge.upstream import AiohttpResponse, RequestBody, Timeouts, raw_header_pairs
+from edge.upstream import (
+    SKIP_AUTO_HEADERS,
+    AiohttpResponse,
+    RequestBody,
+    Timeouts,
+    raw_header_pairs,
+    send_request,
+)
 from origin_shield.tls import client_context
 
 # Set by a node on a response it generated itself because it refused an overlay hop (403/508):
@@ -91,13 +99,15 @@ class PeerClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+            skip_auto_headers=SKIP_AUTO_HEADERS,
+            cookie_jar=aiohttp.DummyCookieJar(),  # never carry one user's cookies to the next
         )
         return self._session
 
     def wrap(self, head: RequestHead, route: tuple[str, ...]) -> Headers:
         """The head's fields as an overlay hop from this node along ``route``."""
         fields = forward_headers(head.headers, cluster=self.config.cluster, node=self.node)
+        fields = without_framing(fields).without("host").with_set("host", head.host)
         auth = sign(
             self._secret,
             method=head.method,
@@ -105,9 +115,10 @@ class PeerClient:
             target=head.target,
             node=self.node,
             route=route,
+            headers=fields,
             now=self._clock(),
         )
-        return fields.without("host").with_set("host", head.host).merged(auth)
+        return fields.merged(auth)
 
     async def send(
         self,
@@ -124,18 +135,10 @@ class PeerClient:
             UpstreamUnavailable: the connection was refused or reset.
         """
         session = self._session or self._open()
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
-        )
+        url = self.url_for(route[0], head.target)
         try:
-            response = await session.request(
-                head.method,
-                self.url_for(route[0], head.target),
-                headers=list(self.wrap(head, route)),
-                data=body,
-                timeout=timeout,
-                allow_redirects=False,
-                compress=None,
+            response = await send_request(
+                session, head.method, url, self.wrap(head, route), body, timeouts
             )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise peer_error(exc) from exc

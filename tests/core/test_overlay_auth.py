@@ -108,15 +108,78 @@ class TestInvalid:
             (TIME_HEADER, "yesterday"),
             (TIME_HEADER, "nan"),
             (TIME_HEADER, "inf"),
-            (AUTH_HEADER, "v2=" + tag[3:]),
+            (AUTH_HEADER, "v1=" + tag[3:]),  # the version that signed the route only
             (AUTH_HEADER, tag[3:]),
             (AUTH_HEADER, tag[:-1]),
         ):
             assert check(headers.with_set(name, value)) == Invalid(reason=AuthFailure.MALFORMED)
 
     def test_non_hex_tag_of_right_length(self) -> None:
-        headers = signed().with_set(AUTH_HEADER, "v1=" + "zé" * 32)
+        headers = signed().with_set(AUTH_HEADER, "v2=" + "zé" * 32)
         assert check(headers) == Invalid(reason=AuthFailure.BAD_TAG)
+
+
+FORWARDED = Headers(
+    [
+        ("x-forwarded-for", "127.10.0.9"),
+        ("x-forwarded-proto", "http"),
+        ("accept", "text/html"),
+        ("accept", "image/png"),
+        ("via", "1.1 edge-1.ovl"),
+        ("cdn-loop", "edge-1.ovl"),
+    ]
+)
+
+
+def received(fields: Headers) -> Headers:
+    """What the next hop receives: the forwarded fields, then the tag over them."""
+    return fields.merged(signed(headers=FORWARDED))
+
+
+class TestSignedFields:
+    """The tag covers every end-to-end field (a replay with a field added, changed or removed
+    is refused), but not what each hop computes itself: hop-by-hop fields, framing, Host."""
+
+    def test_the_fields_as_sent_verify(self) -> None:
+        assert isinstance(check(received(FORWARDED)), Valid)
+
+    def test_an_added_field_is_refused(self) -> None:
+        extra = FORWARDED.with_added("x-forwarded-host", "evil.example")
+        assert check(received(extra)) == Invalid(reason=AuthFailure.BAD_TAG)
+
+    def test_a_changed_or_removed_field_is_refused(self) -> None:
+        bad = Invalid(reason=AuthFailure.BAD_TAG)
+        assert check(received(FORWARDED.with_set("x-forwarded-for", "203.0.113.1"))) == bad
+        assert check(received(FORWARDED.without("x-forwarded-proto"))) == bad
+        swapped = Headers([("accept", "image/png"), ("accept", "text/html")])
+        assert check(received(FORWARDED.without("accept").merged(swapped))) == bad
+
+    def test_each_hops_own_fields_are_not_covered(self) -> None:
+        own = (
+            FORWARDED.with_added("host", "www.cdn.test")
+            .with_added("content-length", "0")
+            .with_added("connection", "keep-alive, x-hop")
+            .with_added("x-hop", "1")
+            .with_added("keep-alive", "timeout=5")
+        )
+        assert isinstance(check(received(own)), Valid)
+
+    def test_outer_whitespace_of_values_does_not_matter(self) -> None:
+        padded = Headers((k, f"  {v} " if k == "x-forwarded-proto" else v) for k, v in FORWARDED)
+        assert isinstance(check(received(padded)), Valid)
+
+
+@given(
+    fields=st.lists(
+        st.tuples(st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), st.text(max_size=20)),
+        max_size=6,
+    )
+)
+def test_any_signed_fields_verify_as_received(fields: list[tuple[str, str]]) -> None:
+    headers = Headers(fields)
+    tag = sign(SECRET, **REQUEST, node="edge-1", route=("shield-1",), headers=headers, now=NOW)
+    verdict = check(headers.merged(tag))
+    assert isinstance(verdict, Valid)
 
 
 @given(

@@ -88,13 +88,21 @@ def make_config(
     cache: dict[str, Any] | None = None,
     proxy: dict[str, Any] | None = None,
     listen_port: int | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> Config:
     data: dict[str, Any] = {
         "cluster": "edgetest",
         "control_plane": "memory",
         "secret_file": "cluster.key",
         "dns": {"zone": "cdn.test", "listen": f"127.0.0.1:{free_port()}"},
-        "origins": [{"name": "site", "hostnames": [HOST, "alt.cdn.test"], "url": origin_url}],
+        "origins": [
+            {
+                "name": "site",
+                "hostnames": [HOST, "alt.cdn.test"],
+                "url": origin_url,
+                **(origin or {}),
+            }
+        ],
         "nodes": [
             {
                 "name": NODE,

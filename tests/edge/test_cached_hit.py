@@ -1,10 +1,11 @@
 """The pre-serialised hit (:class:`edge.respond.CachedHit`) writes what ``web.Response`` writes.
 
-A low-level aiohttp server on loopback answers ``/fast/<case>`` with :func:`from_cache` (the
-pre-serialised path) and ``/slow/<case>`` with the ``web.Response`` the hit path built before,
-from the same fields; the raw bytes on the wire must be the same for HTTP/1.1 and HTTP/1.0, with
-and without keep-alive. These tests fail when an aiohttp upgrade changes what its responses look
-like or how its server drives a response: re-check ``edge/respond.py`` (``_write_message``).
+The data plane's low-level aiohttp server (:class:`edge.limits.EdgeRunner`) on loopback answers
+``/fast/<case>`` with :func:`from_cache` (the pre-serialised path) and ``/slow/<case>`` with the
+``web.Response`` the hit path built before, from the same fields; the raw bytes on the wire must
+be the same for HTTP/1.1 and HTTP/1.0 requests, with and without keep-alive. These tests fail
+when an aiohttp upgrade changes what its responses look like or how its server drives a
+response: re-check ``edge/respond.py`` (``_write_message``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from cdn_core.config import ProxyConfig
 from cdn_core.http import Headers, RequestHead
 from cdn_core.testing import make_entry
+from edge.limits import EdgeRunner
 from edge.respond import CachedHit, _prepared, from_cache
 from edge.store import Slot
 from tests.conftest import free_port
@@ -72,7 +75,8 @@ async def _serve(request: web.BaseRequest) -> web.StreamResponse:
 
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
-    runner = web.ServerRunner(web.Server(_serve, access_log=None), handle_signals=False)
+    # The data plane's own server: it speaks HTTP/1.1 in every status line (edge.limits).
+    runner = EdgeRunner(_serve, ProxyConfig(), handle_signals=False)
     await runner.setup()
     chosen = free_port()
     await web.TCPSite(runner, "127.0.0.1", chosen).start()
@@ -133,7 +137,7 @@ async def test_same_bytes_as_web_response(
         fast = await _exchange(port, f"/fast/{case}", version, extra, 2)
         slow = await _exchange(port, f"/slow/{case}", version, extra, 2)
     assert fast == slow
-    assert fast[0].startswith(f"{version} 200 OK\r\n".encode())
+    assert fast[0].startswith(b"HTTP/1.1 200 OK\r\n")  # whatever the client's version
     assert f"\r\nAge: {AGE}\r\nCache-Status: {CACHE_STATUS}\r\n".encode() in fast[0]
     assert fast[0].endswith(b"\r\n\r\n" + SLOTS[case].body)
 

@@ -58,21 +58,31 @@ async def test_an_unknown_expectation_gets_417(origin: Origin, edge: EdgeUnderTe
         b"Content-Length: 2\r\n\r\nab",
     )
     assert status == 417
-    assert b"Unknown Expect: fancy" in data
+    assert b"unknown expectation 'fancy'" in data
     assert origin.hits == {}
 
 
 async def test_targets_no_origin_serves_get_400(origin: Origin, edge: EdgeUnderTest) -> None:
-    for payload, target in (
-        (b"OPTIONS * HTTP/1.1\r\nHost: www.cdn.test\r\n\r\n", b"'*'"),
-        (b"CONNECT www.cdn.test:443 HTTP/1.1\r\nHost: www.cdn.test\r\n\r\n", b"'www.cdn.test:443'"),
+    status, data = await raw_exchange(edge, b"OPTIONS * HTTP/1.1\r\nHost: www.cdn.test\r\n\r\n")
+    assert status == 400
+    assert b"unsupported request target '*'" in data
+    assert b"Cache-Status: edge-1" in data
+    assert origin.hits == {}
+    assert edge.counter("cdn_requests_total", cache="rejected", status="4xx") == 1
+
+
+async def test_trace_and_connect_get_405(origin: Origin, edge: EdgeUnderTest) -> None:
+    """TRACE would reflect the request (credentials included); CONNECT makes a tunnel: neither
+    is forwarded (RFC 9110 §9.3.6, §9.3.8)."""
+    for payload in (
+        b"TRACE /t HTTP/1.1\r\nHost: www.cdn.test\r\n\r\n",
+        b"CONNECT www.cdn.test:443 HTTP/1.1\r\nHost: www.cdn.test\r\n\r\n",
     ):
         status, data = await raw_exchange(edge, payload)
-        assert status == 400
-        assert b"unsupported request target " + target in data
+        assert status == 405
+        assert b"\r\nAllow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n" in data
         assert b"Cache-Status: edge-1" in data
     assert origin.hits == {}
-    assert edge.counter("cdn_requests_total", cache="rejected", status="4xx") == 2
 
 
 async def test_middlewares_on_data_app_wrap_the_handler_outermost_first(

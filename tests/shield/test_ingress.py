@@ -8,13 +8,24 @@ from pathlib import Path
 import aiohttp
 
 from cdn_core.hop import cdn_id
+from cdn_core.http import Headers
 from cdn_core.overlay_auth import sign
+from edge.upstream import SKIP_AUTO_HEADERS
 from tests.shield.conftest import HOST, SECRET, Origin, overlay_config, running
+
+# What the test's aiohttp client would add on its own: the tag covers every end-to-end field.
+UNSIGNED = SKIP_AUTO_HEADERS
 
 
 def signed(
-    node: str, target: str, route: tuple[str, ...], *, now: float | None = None
+    node: str,
+    target: str,
+    route: tuple[str, ...],
+    *,
+    now: float | None = None,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
+    """The fields of a hop from ``node``: ``extra`` (sent and signed) and the tag."""
     fields = sign(
         SECRET,
         method="GET",
@@ -22,9 +33,10 @@ def signed(
         target=target,
         node=node,
         route=route,
+        headers=Headers(extra or {}),
         now=time.time() if now is None else now,
     )
-    return {"Host": HOST, **dict(fields)}
+    return {"Host": HOST, **(extra or {}), **dict(fields)}
 
 
 async def test_refuses_unauthenticated_traffic(
@@ -83,8 +95,8 @@ async def test_valid_hop_reaches_a_clean_origin(
     config = overlay_config(origin.port, shields=1, edges=1, secret_file=secret_file)
     url = f"http://{config.node('shield-1').listen}/x"
     async with running(config, ["shield-1"]):
-        headers = {**signed("edge-1", "/x", ("shield-1",)), "X-Forwarded-For": "127.10.0.9"}
-        async with client.get(url, headers=headers) as response:
+        headers = signed("edge-1", "/x", ("shield-1",), extra={"X-Forwarded-For": "127.10.0.9"})
+        async with client.get(url, headers=headers, skip_auto_headers=UNSIGNED) as response:
             assert response.status == 200
             assert await response.text() == "body of /x\n"
             assert "shield-1" in response.headers["Cache-Status"]
@@ -94,3 +106,27 @@ async def test_valid_hop_reaches_a_clean_origin(
     assert "shield-1" not in repr(seen) and "edge-1" not in repr(seen)
     assert seen["X-Forwarded-For"].startswith("127.10.0.9")
     assert seen["CDN-Loop"] == "ovl"
+
+
+async def test_a_hop_altered_after_signing_is_refused(
+    origin: Origin, secret_file: Path, client: aiohttp.ClientSession
+) -> None:
+    """The tag covers the forwarded fields: a captured hop replayed inside its time window with
+    a field added, changed or removed is refused (a field the origin may reflect would
+    otherwise poison the shield's cache)."""
+    config = overlay_config(origin.port, shields=1, edges=1, secret_file=secret_file)
+    url = f"http://{config.node('shield-1').listen}/x"
+    captured = signed("edge-1", "/x", ("shield-1",), extra={"X-Forwarded-For": "127.10.0.9"})
+    altered = {
+        "added": {**captured, "X-Forwarded-Host": "evil.example"},
+        "changed": {**captured, "X-Forwarded-For": "203.0.113.66"},
+        "removed": {k: v for k, v in captured.items() if k != "X-Forwarded-For"},
+    }
+    async with running(config, ["shield-1"]):
+        for case, headers in altered.items():
+            async with client.get(url, headers=headers, skip_auto_headers=UNSIGNED) as response:
+                assert response.status == 403, case
+                assert response.headers["X-Overlay-Error"] == "bad-tag", case
+        async with client.get(url, headers=captured, skip_auto_headers=UNSIGNED) as response:
+            assert response.status == 200
+    assert len(origin.seen) == 1
