@@ -4,6 +4,12 @@
 It is synchronous and does no I/O; the routing choice comes from a callable, so the same code
 serves UDP and TCP and is easy to test. Plain-shaped queries are answered from responses this
 path built once and :mod:`router.fastpath` patches per query, so it defines every answer.
+
+Zone transfers are not offered: an AXFR or IXFR query (RFC 5936, RFC 1995), over UDP or TCP
+and for any name, gets one response with rcode REFUSED and the question echoed. REFUSED, not
+NOTIMP, because refusing is a policy (what authoritative servers answer a transfer they do not
+allow), not a missing feature; every router builds the zone from the config, so no secondary
+ever needs a transfer.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ NO_EDNS_LIMIT = 512
 TCP_LIMIT = 65535
 HEADER_LEN = 12
 _ROUTED_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
+_TRANSFER_TYPES = frozenset((dns.rdatatype.AXFR, dns.rdatatype.IXFR))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,7 +154,8 @@ class Responder:
             return 0, None
         question = query.question[0]
         qname, qtype = question.name, question.rdtype
-        if question.rdclass != dns.rdataclass.IN or not self.zone.contains(qname):
+        is_ours = question.rdclass == dns.rdataclass.IN and self.zone.contains(qname)
+        if not is_ours or qtype in _TRANSFER_TYPES:
             response.set_rcode(dns.rcode.REFUSED)
             return qtype, None
         response.flags |= dns.flags.AA

@@ -16,8 +16,9 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from cdn_core.routing import ClientRoute
+from router.ratelimit import Refusal
 
-_QTYPES = {1: "A", 2: "NS", 6: "SOA", 28: "AAAA", 255: "ANY"}
+_QTYPES = {1: "A", 2: "NS", 6: "SOA", 28: "AAAA", 251: "IXFR", 252: "AXFR", 255: "ANY"}
 _RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 _RCODES[16] = "BADVERS"
 UNKNOWN_NETWORK = "(none)"
@@ -109,6 +110,14 @@ class RouterMetrics:
             "Failed reads of the control plane (the last routing table stays in use)",
             registry=registry,
         )
+        self.tcp_refused = Counter(
+            "cdn_router_tcp_refused",
+            "TCP connections closed at once, by the connection limit they hit",
+            ["limit"],
+            registry=registry,
+        )
+        for refusal in Refusal:
+            self.tcp_refused.labels(refusal.value)  # exported as 0 before the first refusal
         self._dropped: dict[str, Counter] = {}
 
     def reply(self, qtype: int, rcode: int) -> None:
@@ -129,3 +138,6 @@ class RouterMetrics:
         if child is None:
             child = self._dropped[cause] = self.dropped.labels(cause)
         child.inc()
+
+    def refuse_connection(self, refusal: Refusal) -> None:
+        self.tcp_refused.labels(refusal.value).inc()

@@ -1,7 +1,13 @@
-"""Per-source token buckets: a flood from one address is dropped, others are unaffected."""
+"""Per-source limits: a flood from one address is dropped, others are unaffected.
+
+:class:`RateLimiter` meters UDP queries with a token bucket per source; :class:`ConnectionLimit`
+caps the TCP connections open at once, per source and in total, so that one address cannot
+hold every connection the router allows.
+"""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 
 
@@ -47,3 +53,49 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class Refusal(enum.Enum):
+    """Which cap a refused TCP connection hit (a metric label)."""
+
+    TOTAL = "total"
+    PER_SOURCE = "per_source"
+
+
+class ConnectionLimit:
+    """Counts open connections per source; :meth:`open` refuses one past either cap.
+
+    Only sources with a connection open are in the table, so it is bounded by ``total``.
+    """
+
+    def __init__(self, per_source: int, total: int) -> None:
+        if per_source < 1 or total < 1:
+            raise ValueError("per_source and total must be >= 1")
+        self.per_source = per_source
+        self.total = total
+        self._open: dict[str, int] = {}
+        self._count = 0
+
+    def open(self, source: str) -> Refusal | None:
+        """Count a new connection from ``source``; a :class:`Refusal` means close it at once."""
+        if self._count >= self.total:
+            return Refusal.TOTAL
+        held = self._open.get(source, 0)
+        if held >= self.per_source:
+            return Refusal.PER_SOURCE
+        self._open[source] = held + 1
+        self._count += 1
+        return None
+
+    def close(self, source: str) -> None:
+        """Forget one connection that :meth:`open` admitted from ``source``."""
+        held = self._open.pop(source)
+        if held > 1:
+            self._open[source] = held - 1
+        self._count -= 1
+
+    def held(self, source: str) -> int:
+        return self._open.get(source, 0)
+
+    def __len__(self) -> int:
+        return self._count

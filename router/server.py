@@ -6,6 +6,10 @@ answered from caches (routes per client, responses per question and route, whole
 exact query and source) that the general path fills; swapping the table empties the
 route-dependent ones. When the control plane cannot be read the last table stays
 in use, so the router keeps answering while Redis is down.
+
+TCP connections are capped at :data:`MAX_TCP_CONNECTIONS` open at once, and at
+``dns.tcp_connections_per_source`` from one source address, so that one address cannot take
+them all; a connection past either cap is closed as soon as it is accepted (and counted).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from controlplane.cancellation import cancel_and_wait, raise_if_cancelling
 from router import fastpath, wire
 from router.answer import NO_EDNS_LIMIT, OUR_PAYLOAD, TCP_LIMIT, Responder, Zone
 from router.metrics import DECISION_SAMPLE, RouteKey, RouterMetrics
-from router.ratelimit import RateLimiter
+from router.ratelimit import ConnectionLimit, RateLimiter
 from router.source import SnapshotSource
 
 log = logging.getLogger(__name__)
@@ -100,6 +104,7 @@ class DnsRouter:
         self.rate_limiter = RateLimiter(
             config.dns.rate_limit_qps, config.dns.rate_limit_burst, clock=clock
         )
+        self.tcp_limit = ConnectionLimit(config.dns.tcp_connections_per_source, MAX_TCP_CONNECTIONS)
         self.fast_path = fast_path
         self.last_refresh: float | None = None
         self._clock = clock
@@ -329,12 +334,14 @@ class DnsRouter:
                     await self._tcp.wait_closed()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._tcp_writers) >= MAX_TCP_CONNECTIONS:
+        peer = writer.get_extra_info("peername")
+        source = str(peer[0]) if peer else "0.0.0.0"
+        refusal = self.tcp_limit.open(source)
+        if refusal is not None:
+            self.metrics.refuse_connection(refusal)
             writer.close()
             return
         self._tcp_writers.add(writer)
-        peer = writer.get_extra_info("peername")
-        source = peer[0] if peer else "0.0.0.0"
         try:
             for _ in range(MAX_TCP_QUERIES):
                 async with asyncio.timeout(TCP_IDLE_S):
@@ -349,6 +356,7 @@ class DnsRouter:
             pass
         finally:
             self._tcp_writers.discard(writer)
+            self.tcp_limit.close(source)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

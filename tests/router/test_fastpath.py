@@ -58,6 +58,8 @@ QUERIES = [
     ("nope.cdn.test", "AAAA", 1232, V4_A),
     ("www.example.org", "A", None, None),
     ("www.example.org", "A", 1232, V4_A),
+    ("cdn.test", "AXFR", None, None),  # zone transfers: REFUSED, cached like any answer
+    ("www.cdn.test", "AXFR", 1232, V4_A),
     (LONG_HOST, "AAAA", None, None),  # sixteen IPv6 edges: TC
     (LONG_HOST, "AAAA", 512, V6_A),
     (LONG_HOST, "AAAA", 1232, None),
