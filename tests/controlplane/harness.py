@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,77 @@ class Cluster:
 
 def now() -> float:
     return time.time()
+
+
+@dataclass
+class AdminListener:
+    """One node's admin listener on loopback, its agent started (see :func:`admin_listener`)."""
+
+    host: str
+    port: int
+    cluster: Cluster
+
+    async def purges(self) -> int:
+        return len(await self.cluster.store.read_purges("0-0"))
+
+
+@contextlib.asynccontextmanager
+async def admin_listener(
+    tmp_path: Path, redis_url: str, cluster_name: str, *, secret: bytes = SECRET
+) -> AsyncIterator[AdminListener]:
+    """A real admin listener (``/probe``, ``/purge``) of a one-edge cluster, keyed by ``secret``."""
+    from aiohttp import web
+
+    from controlplane.admin import add_admin_routes
+    from controlplane.redis_store import RedisControlStore
+
+    config = make_config(tmp_path, redis_url, cluster_name, shields=0, edges=1, client_networks=[])
+    store = RedisControlStore.from_url(redis_url, cluster_name)
+    cluster = Cluster(config, store, {})
+    admin = config.node("edge-1").admin
+    app = web.Application()
+    add_admin_routes(app, cluster.agent("edge-1"), secret)
+    runner = web.AppRunner(app)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, admin.host, admin.port).start()
+        await cluster.start_all()
+        yield AdminListener(admin.host, admin.port, cluster)
+    finally:
+        await cluster.stop_all()
+        await runner.cleanup()
+        await store.close()
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: bytes
+    body: bytes
+
+
+async def raw_exchange(
+    host: str, port: int, request: bytes, *, timeout_s: float = 10.0
+) -> RawResponse:
+    """Send ``request`` as-is on a fresh connection; the first response, read by hand."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        async with asyncio.timeout(timeout_s):
+            writer.write(request)
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, _, headers = head.partition(b"\r\n")
+            length = next(
+                (
+                    int(line.split(b":", 1)[1])
+                    for line in headers.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                ),
+                None,
+            )
+            body = await (reader.read() if length is None else reader.readexactly(length))
+        return RawResponse(int(status_line.split()[1]), headers, body)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
