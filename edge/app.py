@@ -30,8 +30,10 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from cdn_core.breaker import BreakerState
 from cdn_core.config import Config, HostPort, NodeConfig, Role
 from cdn_core.registry import NodeStats, RouteChoice
+from edge.breaker import BreakerUpstream
 from edge.coalesce import Coalescer
 from edge.handler import EdgeHandler
 from edge.limits import EdgeRunner, RequestServer
@@ -150,7 +152,10 @@ def build_node(
     store = CacheStore(config.cache.memory_bytes, on_evict=metrics.evictions.inc)
     metrics.watch_store(lambda: store.used_bytes, lambda: len(store))
     factory = upstream_factory or direct_upstream
-    upstreams: dict[str, Upstream] = {o.name: factory(o, config.proxy) for o in config.origins}
+    upstreams: dict[str, Upstream] = {
+        o.name: _with_breaker(factory(o, config.proxy), o.name, config, metrics, clock)
+        for o in config.origins
+    }
     meter = RateMeter()
     handler = EdgeHandler(
         config=config,
@@ -180,6 +185,22 @@ def build_node(
         if built.agent is not None:
             handler.cache_ready = lambda: bool(built.agent.ready_to_serve_from_cache)
     return built
+
+
+def _with_breaker(
+    upstream: Upstream, origin: str, config: Config, metrics: EdgeMetrics, clock: Clock
+) -> Upstream:
+    """``upstream`` behind its circuit breaker (``[proxy] breaker_failures``, 0: none)."""
+    if config.proxy.breaker_failures == 0:
+        return upstream
+
+    def changed(state: BreakerState) -> None:
+        metrics.breaker_transitions.labels(origin=origin, state=state.value).inc()
+        log.warning("the circuit breaker of origin %r is now %s", origin, state.value)
+
+    return BreakerUpstream.from_config(
+        upstream, config.proxy, name=origin, clock=clock, on_change=changed
+    )
 
 
 def data_plane(serve: RequestServer, middlewares: Sequence[Middleware]) -> RequestServer:

@@ -53,6 +53,7 @@ from cdn_core.freshness import current_age, remaining_ttl_s
 from cdn_core.hop import OVERLAY_PREFIX, HopRefused, check_client_loop, is_overlay_header
 from cdn_core.http import Headers, RequestHead, ResponseHead
 from cdn_core.response_headers import client_headers
+from edge.breaker import CircuitOpen
 from edge.coalesce import Coalescer, Flight
 from edge.forward import declared_length, read_all, relay, request_body
 from edge.limits import RequestRejected, check_body_size, check_head, check_message
@@ -267,6 +268,14 @@ class EdgeHandler:
                 return await self._fetch(request, head, key, upstream, fwd, entry, flight)
             finally:
                 self._coalescer.land(key, flight)
+        stale = self._stale_on_error(head, key, self._clock())
+        if stale is not None:
+            # Another request is refetching this object. Waiting on it would make a slow or
+            # hung origin stall every request behind it: what stale-if-error allows is served
+            # now, and the refetch lands for everyone.
+            return self._serve_stale_on_error(
+                head, stale, fwd, None, detail="stale-while-revalidating"
+            )
         self._metrics.coalesced_waiters.inc()
         await self._coalescer.wait(key)
         decision = decide_lookup(
@@ -462,13 +471,17 @@ class EdgeHandler:
         return None
 
     def _serve_stale_on_error(
-        self, head: RequestHead, entry: StoredEntry, fwd: Forward, fwd_status: int | None
+        self,
+        head: RequestHead,
+        entry: StoredEntry,
+        fwd: Forward,
+        fwd_status: int | None,
+        *,
+        detail: str = "stale-if-error",
     ) -> web.StreamResponse:
         now = self._clock()
         ttl = remaining_ttl_s(entry, now=now, options=self._options)
-        status = self._status(
-            hit=False, fwd=fwd, fwd_status=fwd_status, ttl_s=ttl, detail="stale-if-error"
-        )
+        status = self._status(hit=False, fwd=fwd, fwd_status=fwd_status, ttl_s=ttl, detail=detail)
         age = int(current_age(entry, now=now))
         served = self._serve(head, entry, age, status, Outcome.STALE)
         if served is None:
@@ -491,7 +504,10 @@ class EdgeHandler:
         phrase = HTTPStatus(status).phrase
         kind = "did not answer in time" if isinstance(exc, UpstreamTimeout) else "failed"
         text = f"{status} {phrase}: the origin of {head.host} {kind} ({exc})"
-        return self._error(status, text, fwd=fwd)
+        response = self._error(status, text, fwd=fwd)
+        if isinstance(exc, CircuitOpen):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        return response
 
     def _error(self, status: int, text: str, *, fwd: Forward | None = None) -> web.Response:
         cache_status = self._status(hit=False, fwd=fwd)
@@ -633,6 +649,9 @@ class EdgeHandler:
         started = time.monotonic()
         try:
             response = await upstream.fetch(head, body, timeouts=self._timeouts)
+        except CircuitOpen:
+            self._metrics.upstream(UpstreamResult.BREAKER_OPEN)
+            raise
         except UpstreamTimeout:
             self._metrics.upstream(UpstreamResult.TIMEOUT)
             raise

@@ -34,6 +34,7 @@ class UpstreamResult(enum.Enum):
     OK = "ok"
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
+    BREAKER_OPEN = "breaker-open"  # not sent: the upstream's circuit breaker is open
 
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -129,6 +130,12 @@ class EdgeMetrics:
         self.background_refreshes = Counter(
             "cdn_background_refreshes",
             "stale-while-revalidate refreshes started in the background.",
+            registry=registry,
+        )
+        self.breaker_transitions = Counter(
+            "cdn_upstream_breaker_transitions",
+            "Circuit-breaker state changes per origin, by the state entered.",
+            ["origin", "state"],
             registry=registry,
         )
         self.cache_bytes = Gauge("cdn_cache_bytes", "Bytes held by the cache.", registry=registry)

@@ -61,6 +61,10 @@ class TestUnkeyed:
         assert left == {"x-forwarded-for", "x-forwarded-proto"}
         assert "evil" not in repr(sent)
 
+    def test_without_a_client_address_no_forwarded_for_is_invented(self) -> None:
+        sent = forward({"x-forwarded-for": "203.0.113.9"}, client_ip=None)
+        assert "x-forwarded-for" not in sent
+
     def test_a_passed_field_goes_through(self) -> None:
         sent = forward({"x-forwarded-host": "shop.example"}, passed=("x-forwarded-host",))
         assert sent.get("x-forwarded-host") == "shop.example"
