@@ -33,6 +33,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from cdn_core.breaker import BreakerState
 from cdn_core.config import Config, HostPort, NodeConfig, Role
 from cdn_core.registry import NodeStats, RouteChoice
+from edge import log_redaction
 from edge.breaker import BreakerUpstream
 from edge.coalesce import Coalescer
 from edge.handler import EdgeHandler
@@ -77,6 +78,7 @@ class Node:
         )
 
     async def start(self) -> None:
+        log_redaction.install()
         serve = data_plane(self.handler.handle, self.data_app.middlewares)
         data = EdgeRunner(serve, self.config.proxy, handle_signals=False)
         admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)

@@ -30,6 +30,7 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDict
 
 from cdn_core.config import ProxyConfig
+from edge.log_redaction import redacted
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ class _EdgeRequestHandler(web_protocol.RequestHandler):
         else:
             status, title = 400, "400 Bad Request"
         detail = " ".join(str(getattr(exc, "message", exc)).split())[:300]
-        log.info("rejected a malformed request from %s: %s", request.remote, detail)
+        # The client sees what it sent; the log never does (edge.log_redaction).
+        log.info("rejected a malformed request from %s: %s", request.remote, redacted(exc))
         response = web.Response(status=status, text=f"{title}: {detail}\n")
         response.force_close()
         return response

@@ -216,6 +216,7 @@ async def admin_listener(
 
     from controlplane.admin import add_admin_routes
     from controlplane.redis_store import RedisControlStore
+    from edge import log_redaction
 
     config = make_config(tmp_path, redis_url, cluster_name, shields=0, edges=1, client_networks=[])
     store = RedisControlStore.from_url(redis_url, cluster_name)
@@ -223,6 +224,7 @@ async def admin_listener(
     admin = config.node("edge-1").admin
     app = web.Application()
     add_admin_routes(app, cluster.agent("edge-1"), secret)
+    log_redaction.install()  # as a node does when it starts (edge.app.Node.start)
     runner = web.AppRunner(app)
     try:
         await runner.setup()

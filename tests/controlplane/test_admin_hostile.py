@@ -223,10 +223,6 @@ async def test_a_binary_secret_is_given_as_base64(
             assert repr(secret)[2:-1] not in logs.handler.format(record)
 
 
-@pytest.mark.xfail(
-    reason="aiohttp.server logs, at ERROR, the header line its parser refused (edge/app.py's"
-    " runner would need a filter); a client sending a binary secret raw leaks it there",
-)
 async def test_a_raw_binary_secret_refused_by_the_parser_is_not_logged(
     tmp_path: Path, redis_url: str, cluster_name: str, logs: pytest.LogCaptureFixture
 ) -> None:
