@@ -16,7 +16,9 @@ received:
   them would be served to every other user (cache poisoning). An operator who needs one of
   them names it in ``[[origins]] pass_headers``; it is then forwarded and, so that it cannot
   poison, added to the ``Vary`` of every response stored for that origin
-  (:func:`vary_with`): each value gets its own stored variant.
+  (:func:`vary_with`): each value gets its own stored variant. A user field whose name has
+  an underscore is dropped too (unless passed by that exact name): CGI, WSGI and PHP origins
+  read ``X_Forwarded_Host`` as ``X-Forwarded-Host``.
 - The edge then sets its own ``X-Forwarded-For`` (the user's address: a client-sent chain is
   not trusted), ``X-Forwarded-Proto`` and ``Via``.
 - ``Host`` is never a client's: the upstream ``Host`` is the configured hostname the request
@@ -93,14 +95,20 @@ def upstream_fields(
     out = without_framing(strip_hop_by_hop(headers)).without("expect", "host")
     if from_user:
         drop = UNKEYED_CLIENT_FIELDS.difference(passed)
-        if any(name in drop for name, _ in out):
-            out = Headers((k, v) for k, v in out if k not in drop)
+        if any(_is_dropped(name, drop, passed) for name, _ in out):
+            out = Headers((k, v) for k, v in out if not _is_dropped(k, drop, passed))
         if client_ip:
             out = out.with_set("x-forwarded-for", client_ip)
         out = out.with_set("x-forwarded-proto", scheme)
     previous = out.get_joined("via")
     out = out.with_set("via", f"{previous}, {via}" if previous else via)
     return out.with_set("host", host)
+
+
+def _is_dropped(name: str, drop: frozenset[str], passed: Collection[str]) -> bool:
+    # CGI, WSGI and PHP origins read X_Forwarded_Host as X-Forwarded-Host: a user field with an
+    # underscore is dropped unless passed by its exact name (as nginx drops them by default).
+    return name in drop or ("_" in name and name not in passed)
 
 
 def vary_with(headers: Headers, names: Collection[str]) -> Headers:

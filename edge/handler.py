@@ -56,7 +56,13 @@ from cdn_core.response_headers import client_headers
 from edge.breaker import CircuitOpen
 from edge.coalesce import Coalescer, Flight
 from edge.forward import declared_length, read_all, relay, request_body
-from edge.limits import RequestRejected, check_body_size, check_head, check_message
+from edge.limits import (
+    RequestRejected,
+    check_body_size,
+    check_head,
+    check_message,
+    transfer_coding,
+)
 from edge.metrics import EdgeMetrics, Outcome, RateMeter, UpstreamResult
 from edge.respond import error_response, from_cache, to_aiohttp, with_node_fields
 from edge.store import CacheStore, Slot
@@ -147,7 +153,12 @@ class EdgeHandler:
 
     def _admit(self, request: web.BaseRequest) -> tuple[RequestHead, OriginConfig]:
         check_head(request.raw_headers, self._proxy)
-        check_message(request.version, request.method, has_body=request.body_exists)
+        check_message(
+            request.version,
+            request.method,
+            has_body=request.body_exists,
+            transfer_coding=transfer_coding(request.headers),
+        )
         fields = request.headers
         target = request.raw_path
         if target.startswith("/"):

@@ -27,7 +27,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion, RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.streams import StreamReader
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from cdn_core.config import ProxyConfig
 from edge.log_redaction import redacted
@@ -68,6 +68,11 @@ class RequestRejected(Exception):
         self.fields = fields
 
 
+def _is_version_error(exc: BaseException | None) -> bool:
+    # llhttp refuses any version but 1.0, 1.1 (and 2.0, which check_message answers).
+    return isinstance(exc, BadHttpMessage) and "Invalid HTTP version" in str(exc)
+
+
 def _is_header_limit(exc: BaseException | None) -> bool:
     if isinstance(exc, LineTooLong):
         # A too-long request line (the target) is 414-ish; header fields are 431 (RFC 6585 §5).
@@ -89,6 +94,8 @@ class _EdgeRequestHandler(web_protocol.RequestHandler):
             return super().handle_error(request, status, exc, message)
         if _is_header_limit(exc):
             status, title = 431, "431 Request Header Fields Too Large"
+        elif _is_version_error(exc):
+            status, title = 505, "505 HTTP Version Not Supported"
         else:
             status, title = 400, "400 Bad Request"
         detail = " ".join(str(getattr(exc, "message", exc)).split())[:300]
@@ -180,13 +187,21 @@ def _check_utf8(name: bytes, value: bytes) -> None:
         ) from None
 
 
-def check_message(version: HttpVersion, method: str, *, has_body: bool) -> None:
-    """Reject what this node does not serve: HTTP other than 1.x (505), TRACE and CONNECT
-    (405), and GET or HEAD with a body (400, see the module docstring)."""
+def check_message(
+    version: HttpVersion, method: str, *, has_body: bool, transfer_coding: str | None = None
+) -> None:
+    """Reject what this node does not serve: HTTP other than 1.x (505), a transfer coding
+    other than ``chunked`` (501) or any on HTTP/1.0 (400), TRACE and CONNECT (405), and GET or
+    HEAD with a body (400, see the module docstring).
+
+    ``transfer_coding`` is the request's ``Transfer-Encoding``, all fields joined.
+    """
     if version.major != 1:
         raise RequestRejected(
             505, f"HTTP/{version.major}.{version.minor} is not supported here; use HTTP/1.1"
         )
+    if transfer_coding is not None:
+        _check_transfer_coding(version, transfer_coding)
     if method in REFUSED_METHODS:
         raise RequestRejected(
             405,
@@ -207,3 +222,25 @@ def check_body_size(content_length: int | None, proxy: ProxyConfig) -> None:
             f"request body of {content_length} bytes is over the limit of "
             f"{proxy.max_request_body_bytes}",
         )
+
+
+def _check_transfer_coding(version: HttpVersion, value: str) -> None:
+    if version.minor == 0:
+        # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
+        raise RequestRejected(
+            400, "Transfer-Encoding is not defined in HTTP/1.0 (RFC 9112 §6.1)", close=True
+        )
+    codings = [c.strip().lower() for c in value.split(",") if c.strip()]  # RFC 9110 §5.6.1
+    if codings != ["chunked"]:
+        # RFC 9112 §6.1: a coding the server does not understand is 501. Only chunked is
+        # decoded here; forwarding "gzip, chunked" as plain chunked would change the body.
+        raise RequestRejected(
+            501, "only the chunked transfer coding is supported on requests", close=True
+        )
+
+
+def transfer_coding(headers: CIMultiDictProxy[str]) -> str | None:
+    """Every ``Transfer-Encoding`` of a request joined (RFC 9110 §5.3), or None."""
+    if "Transfer-Encoding" not in headers:
+        return None
+    return ", ".join(headers.getall("Transfer-Encoding"))

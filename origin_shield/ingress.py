@@ -32,7 +32,7 @@ from cdn_core.errors import UpstreamError
 from cdn_core.hop import HopRefused, check_hop
 from cdn_core.http import Headers, RequestHead
 from cdn_core.overlay_auth import Invalid, verify
-from edge.limits import RequestRejected, check_head, check_message
+from edge.limits import RequestRejected, check_head, check_message, transfer_coding
 from edge.upstream import StreamBody, Timeouts
 from origin_shield.peers import OVERLAY_ERROR_HEADER, PeerClient
 
@@ -63,7 +63,12 @@ class OverlayGuard:
         try:
             # The same message rules as an edge's (edge.limits), before anything is relayed.
             check_head(request.raw_headers, self.config.proxy)
-            check_message(request.version, request.method, has_body=request.body_exists)
+            check_message(
+                request.version,
+                request.method,
+                has_body=request.body_exists,
+                transfer_coding=transfer_coding(request.headers),
+            )
         except RequestRejected as exc:
             refused = self._refuse(exc.status, "bad-request")
             if exc.close:

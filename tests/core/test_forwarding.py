@@ -65,6 +65,13 @@ class TestUnkeyed:
         sent = forward({"x-forwarded-for": "203.0.113.9"}, client_ip=None)
         assert "x-forwarded-for" not in sent
 
+    def test_underscored_names_are_dropped_unless_passed_by_that_name(self) -> None:
+        """CGI, WSGI and PHP read X_Forwarded_Host as X-Forwarded-Host."""
+        sent = forward({"x_forwarded_host": "evil", "x-custom_id": "1", "x-ok": "1"})
+        assert sent.get("x-ok") == "1"
+        assert "x_forwarded_host" not in sent and "x-custom_id" not in sent
+        assert forward({"x-custom_id": "1"}, passed=("x-custom_id",)).get("x-custom_id") == "1"
+
     def test_a_passed_field_goes_through(self) -> None:
         sent = forward({"x-forwarded-host": "shop.example"}, passed=("x-forwarded-host",))
         assert sent.get("x-forwarded-host") == "shop.example"

@@ -205,6 +205,35 @@ async def test_every_status_line_is_http11(origin: Origin, edge: EdgeUnderTest) 
     assert origin.hits == {"/s": 1}
 
 
+async def test_transfer_codings_other_than_chunked_and_on_http10_are_refused(
+    origin: Origin, edge: EdgeUnderTest
+) -> None:
+    """RFC 9112 §6.1: an unknown coding is 501; Transfer-Encoding in HTTP/1.0 is faulty
+    framing (400). Both close the connection: the body's end is unknown."""
+    body = b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    for version, coding, expected in (
+        (b"1.1", b"gzip, chunked", 501),
+        (b"1.0", b"chunked", 400),
+    ):
+        payload = (
+            b"POST /p HTTP/" + version + b"\r\nHost: www.cdn.test\r\n"
+            b"Transfer-Encoding: " + coding + body
+        )
+        status, _, closed = await exchange(edge, payload)
+        assert (status, closed) == (expected, True)
+    assert origin.hits == {}
+
+
+async def test_unsupported_versions_get_505(origin: Origin, edge: EdgeUnderTest) -> None:
+    for version in (b"HTTP/3.0", b"HTTP/1.2", b"HTTP/2.0"):
+        status, data, _ = await exchange(
+            edge, b"GET /s " + version + b"\r\nHost: www.cdn.test\r\n\r\n"
+        )
+        assert status == 505, version
+        assert data.startswith(b"HTTP/1.1 505 ")
+    assert origin.hits == {}
+
+
 async def test_an_expectation_that_is_not_ascii_gets_417(
     origin: Origin, edge: EdgeUnderTest
 ) -> None:
