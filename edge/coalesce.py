@@ -1,9 +1,10 @@
 """Request coalescing: concurrent misses for one cache key make one upstream request.
 
 The first request for a key becomes the *leader* of a flight and fetches; the others become
-*waiters* and sleep on the flight's :class:`asyncio.Event`, which the leader sets when its
-response is stored (or found uncacheable, or failed). Nobody polls. A waiter that has waited
-``wait_s`` goes upstream itself, so a slow origin cannot hold a crowd hostage.
+*waiters* and sleep on the flight's :class:`asyncio.Event`, which is set when the leader leaves
+its ``async with flight:`` block: its response is stored by then (or was found uncacheable, or
+failed). Nobody polls. A waiter that has waited ``wait_s`` goes upstream itself, so a slow
+origin cannot hold a crowd hostage.
 
 A response found uncacheable is remembered for ``hit_for_miss_s`` (hit-for-miss): requests for
 that key then skip coalescing and go upstream in parallel instead of queueing behind each other.
@@ -17,13 +18,27 @@ from collections.abc import Callable
 
 
 class Flight:
-    """One upstream fetch in progress; ``done`` is set when its outcome is in the store."""
+    """One upstream fetch in progress, led by one request: ``async with`` it to fetch.
 
-    __slots__ = ("done", "waiters")
+    Leaving the ``async with`` block lands the flight (whatever happened inside it): it
+    wakes every waiter, which then finds the outcome in the store. It is the one place a
+    flight lands.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_flights", "done", "key")
+
+    def __init__(self, key: str, flights: dict[str, Flight]) -> None:
+        self.key = key
         self.done = asyncio.Event()
-        self.waiters = 0
+        self._flights = flights
+
+    async def __aenter__(self) -> Flight:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._flights.get(self.key) is self:
+            del self._flights[self.key]
+        self.done.set()
 
 
 class Coalescer:
@@ -43,28 +58,18 @@ class Coalescer:
         self._max_hit_for_miss = max_hit_for_miss
 
     def lead(self, key: str) -> Flight | None:
-        """Start a flight for ``key`` and return it, or None when one is already in the air."""
+        """A new flight for ``key`` for the caller to lead (``async with``), or None when one
+        is already in the air."""
         if key in self._flights:
             return None
-        flight = Flight()
-        self._flights[key] = flight
+        flight = self._flights[key] = Flight(key, self._flights)
         return flight
-
-    def in_flight(self, key: str) -> bool:
-        return key in self._flights
-
-    def land(self, key: str, flight: Flight) -> None:
-        """End the leader's flight and wake every waiter."""
-        if self._flights.get(key) is flight:
-            del self._flights[key]
-        flight.done.set()
 
     async def wait(self, key: str) -> bool:
         """Wait for the flight of ``key`` to land; False when the wait cap ran out first."""
         flight = self._flights.get(key)
         if flight is None:
             return True
-        flight.waiters += 1
         try:
             async with asyncio.timeout(self.wait_s):
                 await flight.done.wait()

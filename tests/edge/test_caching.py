@@ -239,7 +239,7 @@ async def test_stale_while_revalidate_refreshes_in_the_background(
     async with edge.get("/swr") as stale:
         assert await stale.text() == "v1"
         assert "stale-while-revalidate" in stale.headers["Cache-Status"]
-    await wait_until(lambda: not edge.node.handler._background and origin.hits["/swr"] == 2)
+    await wait_until(lambda: not edge.node.handler.background and origin.hits["/swr"] == 2)
     async with edge.get("/swr") as refreshed:
         assert await refreshed.text() == "v2"
         assert refreshed.headers["Cache-Status"].startswith("edge-1; hit")
