@@ -39,7 +39,6 @@ from controlplane.admin_auth import (
     HMAC_SCHEME,
     Refusal,
     admissible,
-    authorize,
     parse_authorization,
     sign_admin_request as sign_admin_request,
     verify,
@@ -58,31 +57,6 @@ MAX_VALUE_BYTES = 8 * 1024
 # A JSON string (possibly unterminated) or a bracket: brackets inside strings are skipped.
 _JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def is_authorized(
-    header: str,
-    *,
-    secret: bytes,
-    method: str,
-    path: str,
-    body: bytes,
-    peer: str | None,
-    now: float,
-    max_skew_s: float,
-) -> bool:
-    """Whether one ``Authorization`` header value authorizes the request (never raises)."""
-    refusal = authorize(
-        [header] if header else [],
-        secret=secret,
-        method=method,
-        path=path,
-        body=body,
-        peer=peer,
-        now=now,
-        max_skew_s=max_skew_s,
-    )
-    return refusal is None
 
 
 def json_depth_within(text: str, limit: int) -> bool:

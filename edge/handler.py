@@ -36,6 +36,7 @@ from edge.exchange import Exchange
 from edge.limits import RequestRejected
 from edge.metrics import EdgeMetrics, Outcome, RateMeter
 from edge.miss import MissPath
+from edge.parts import Parts
 from edge.passthrough import PassThrough
 from edge.refresh import Refresher
 from edge.sending import Sender
@@ -78,7 +79,7 @@ class EdgeHandler:
             metrics=metrics,
             origin_of=self._admission.origin_of,
         )
-        self._misses = MissPath(
+        parts = Parts(
             answers=self._answers,
             sender=sender,
             store=store,
@@ -87,22 +88,9 @@ class EdgeHandler:
             options=options,
             clock=clock,
         )
-        self._refresher = Refresher(
-            sender=sender,
-            store=store,
-            coalescer=coalescer,
-            metrics=metrics,
-            options=options,
-            clock=clock,
-            put=self._misses.put,
-        )
-        self._pass = PassThrough(
-            answers=self._answers,
-            sender=sender,
-            store=store,
-            misses=self._misses,
-            proxy=config.proxy,
-        )
+        self._misses = MissPath(parts)
+        self._refresher = Refresher(parts, put=self._misses.put)
+        self._pass = PassThrough(parts, misses=self._misses, proxy=config.proxy)
         self._store = store
         self._options = options
         self._clock = clock

@@ -18,14 +18,12 @@ wait for its body.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import assert_never
 
 from aiohttp import web
 
 from cdn_core.cache_policy import (
-    CacheOptions,
     DontStore,
     Hit,
     Store,
@@ -40,13 +38,10 @@ from cdn_core.entry import StoredEntry
 from cdn_core.errors import UpstreamError
 from cdn_core.freshness import current_age, remaining_ttl_s
 from cdn_core.http import RequestHead, ResponseHead
-from edge.answers import Answers
-from edge.coalesce import Coalescer
 from edge.exchange import Exchange
 from edge.forward import declared_length, read_all, relay
-from edge.metrics import EdgeMetrics, Outcome
-from edge.sending import Sender
-from edge.store import CacheStore
+from edge.metrics import Outcome
+from edge.parts import Parts
 from edge.upstream import UpstreamResponse
 
 
@@ -65,24 +60,14 @@ Fetched = web.StreamResponse | PassOn
 class MissPath:
     """Fetch, revalidate and store for one node."""
 
-    def __init__(
-        self,
-        *,
-        answers: Answers,
-        sender: Sender,
-        store: CacheStore,
-        coalescer: Coalescer,
-        metrics: EdgeMetrics,
-        options: CacheOptions,
-        clock: Callable[[], float],
-    ) -> None:
-        self._answers = answers
-        self._sender = sender
-        self._store = store
-        self._coalescer = coalescer
-        self._metrics = metrics
-        self._options = options
-        self._clock = clock
+    def __init__(self, parts: Parts) -> None:
+        self._answers = parts.answers
+        self._sender = parts.sender
+        self._store = parts.store
+        self._coalescer = parts.coalescer
+        self._metrics = parts.metrics
+        self._options = parts.options
+        self._clock = parts.clock
 
     async def forward(
         self, x: Exchange, fwd: Forward, entry: StoredEntry | None

@@ -15,31 +15,21 @@ from cdn_core.cache_status import Forward
 from cdn_core.config import ProxyConfig
 from cdn_core.errors import UpstreamError
 from cdn_core.http import ResponseHead
-from edge.answers import Answers
 from edge.exchange import Exchange
 from edge.forward import request_body
 from edge.limits import RequestRejected
 from edge.miss import MissPath, PassOn
-from edge.sending import Sender
-from edge.store import CacheStore
+from edge.parts import Parts
 from edge.upstream import RequestBody, StreamBody
 
 
 class PassThrough:
     """The unsafe methods of one node."""
 
-    def __init__(
-        self,
-        *,
-        answers: Answers,
-        sender: Sender,
-        store: CacheStore,
-        misses: MissPath,
-        proxy: ProxyConfig,
-    ) -> None:
-        self._answers = answers
-        self._sender = sender
-        self._store = store
+    def __init__(self, parts: Parts, *, misses: MissPath, proxy: ProxyConfig) -> None:
+        self._answers = parts.answers
+        self._sender = parts.sender
+        self._store = parts.store
         self._misses = misses
         self._limit = proxy.max_request_body_bytes
 

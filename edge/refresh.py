@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 
 from cdn_core.cache_policy import (
-    CacheOptions,
     Store,
     can_freshen,
     conditional_headers,
@@ -25,12 +24,10 @@ from cdn_core.cache_policy import (
 from cdn_core.entry import StoredEntry
 from cdn_core.errors import UpstreamError
 from cdn_core.http import ResponseHead
-from edge.coalesce import Coalescer, Flight
+from edge.coalesce import Flight
 from edge.exchange import Exchange
 from edge.forward import declared_length, read_all
-from edge.metrics import EdgeMetrics
-from edge.sending import Sender
-from edge.store import CacheStore
+from edge.parts import Parts
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +37,13 @@ MAX_BACKGROUND_REFRESHES = 64
 class Refresher:
     """The background refreshes of one node."""
 
-    def __init__(
-        self,
-        *,
-        sender: Sender,
-        store: CacheStore,
-        coalescer: Coalescer,
-        metrics: EdgeMetrics,
-        options: CacheOptions,
-        clock: Callable[[], float],
-        put: Callable[[StoredEntry, bytes], object],
-    ) -> None:
-        self._sender = sender
-        self._store = store
-        self._coalescer = coalescer
-        self._metrics = metrics
-        self._options = options
-        self._clock = clock
+    def __init__(self, parts: Parts, *, put: Callable[[StoredEntry, bytes], object]) -> None:
+        self._sender = parts.sender
+        self._store = parts.store
+        self._coalescer = parts.coalescer
+        self._metrics = parts.metrics
+        self._options = parts.options
+        self._clock = parts.clock
         self._put = put
         self.running: set[asyncio.Task[None]] = set()
 
