@@ -67,7 +67,7 @@ async def serve(config: Config, node_name: str, role: Role, secret: bytes) -> No
     node = build_node(
         config, node_name, role=role, secret=secret, upstream_factory=overlay.upstream_factory
     )
-    node.data_app.middlewares.extend(overlay.middlewares)
+    node.guards.extend(overlay.guards)
     node.data_ssl = overlay.server_ssl
     if overlay.overlay is not None:
         node.routes = overlay.overlay.route_choices

@@ -1,11 +1,11 @@
-"""Admission: an aiohttp request becomes an :class:`~edge.exchange.Exchange`, or is refused.
+"""Admission: a server request becomes an :class:`~edge.exchange.Exchange`, or is refused.
 
 :meth:`Admission.admit` applies the message rules of :mod:`edge.limits` (header bytes, UTF-8,
 version, method, framing, body size), finds the configured origin of the request's host
 (absolute-form targets give their authority, RFC 9112 §3.2.2; 400 without a host, 421 for a
 host no origin serves) and, on an edge, drops the user's ``X-Overlay-*`` fields and refuses a
 request that already crossed this CDN (508, RFC 8586). :func:`request_head` is the one
-conversion from an aiohttp request to a :class:`RequestHead`, which the shield's ingress uses
+conversion from a server request to a :class:`RequestHead`, which the shield's ingress uses
 too. Host lookups and cache keys are memoised, bounded: a hit does not redo them.
 """
 
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from urllib.parse import urlsplit
-
-from aiohttp import web
 
 from cdn_core.cache_key import normalize_host, primary_key
 from cdn_core.cache_policy import LOOKUP_METHODS
@@ -29,6 +27,7 @@ from edge.limits import (
     check_message,
     transfer_coding,
 )
+from edge.server import Request
 from edge.upstream import Upstream
 
 # Bounds of the memos (each is cleared when full): Host values of configured origins, and
@@ -37,7 +36,7 @@ _MAX_HOSTS = 256
 _MAX_KEYS = 4096
 
 
-def request_head(request: web.BaseRequest, *, host: str, target: str) -> RequestHead:
+def request_head(request: Request, *, host: str, target: str) -> RequestHead:
     """The request as the cache core sees it: fields as received (decoded as UTF-8, which
     :func:`edge.limits.check_head` guarantees), ``host`` normalised, ``target`` origin-form."""
     return RequestHead(
@@ -59,7 +58,7 @@ class Admission:
         self._sites: dict[str, tuple[str, OriginConfig]] = {}
         self._keys: dict[tuple[str, str], str] = {}
 
-    def admit(self, request: web.BaseRequest) -> Exchange:
+    def admit(self, request: Request) -> Exchange:
         """The exchange of ``request``; raises :class:`RequestRejected` with the answer."""
         check_head(request.raw_headers, self._proxy)
         check_message(

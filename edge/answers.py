@@ -13,9 +13,6 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import web
-from multidict import CIMultiDict
-
 from cdn_core.cache_policy import CacheOptions, can_serve_stale_on_error, select_variant
 from cdn_core.cache_status import Forward, cache_status_entry
 from cdn_core.entry import StoredEntry
@@ -26,7 +23,15 @@ from cdn_core.response_headers import client_headers
 from edge.breaker import CircuitOpen
 from edge.limits import RequestRejected
 from edge.metrics import EdgeMetrics, Outcome
-from edge.respond import error_response, from_cache, to_aiohttp, with_node_fields
+from edge.respond import (
+    Field,
+    ServerResponse,
+    error_response,
+    from_cache,
+    to_fields,
+    with_node_fields,
+)
+from edge.server import Response
 from edge.store import CacheStore, Slot
 
 # The memo of this node's Cache-Status member of a hit, per whole second of TTL (bounded).
@@ -74,7 +79,7 @@ class Answers:
 
     def serve(
         self, head: RequestHead, entry: StoredEntry, age_s: int, status: str, outcome: Outcome
-    ) -> web.StreamResponse | None:
+    ) -> ServerResponse | None:
         """``entry`` from the store, or None when it was evicted meanwhile."""
         slot = self._store.slot(entry)
         if slot is None:
@@ -83,21 +88,21 @@ class Answers:
 
     def from_buffer(
         self, head: RequestHead, entry: StoredEntry, body: bytes, age_s: int, status: str
-    ) -> web.StreamResponse:
+    ) -> ServerResponse:
         """Answer from a fetched body the store did not admit (the policy's call)."""
         return self._from_slot(head, Slot(entry, body), age_s, status, Outcome.MISS)
 
     def _from_slot(
         self, head: RequestHead, slot: Slot, age_s: int, status: str, outcome: Outcome
-    ) -> web.StreamResponse:
+    ) -> ServerResponse:
         response, sent = from_cache(head, slot, age_s=age_s, cache_status=status, via=self.via)
         self._metrics.answered(outcome, response.status, sent)
         return response
 
-    def client_fields(self, upstream_headers: Headers, status: str) -> CIMultiDict[str]:
-        """An upstream response's fields as the client gets them, framing left to aiohttp."""
+    def client_fields(self, upstream_headers: Headers, status: str) -> list[Field]:
+        """An upstream response's fields as the client gets them, framing left to the server."""
         headers = client_headers(upstream_headers, age_s=None).without("content-length")
-        return to_aiohttp(with_node_fields(headers, cache_status=status, via=self.via))
+        return to_fields(with_node_fields(headers, cache_status=status, via=self.via))
 
     # -- stale -----------------------------------------------------------------------------
 
@@ -118,7 +123,7 @@ class Answers:
         fwd_status: int | None,
         *,
         detail: str = "stale-if-error",
-    ) -> web.StreamResponse:
+    ) -> ServerResponse:
         now = self._clock()
         ttl = remaining_ttl_s(entry, now=now, options=self._options)
         status = self.status(hit=False, fwd=fwd, fwd_status=fwd_status, ttl_s=ttl, detail=detail)
@@ -137,7 +142,7 @@ class Answers:
         fwd: Forward,
         exc: UpstreamError,
         fwd_status: int | None = None,
-    ) -> web.StreamResponse:
+    ) -> ServerResponse:
         """What stale-if-error allows for ``key``, else the error ``exc`` hints (502/503/504)."""
         if key is not None:
             stale = self.stale_on_error(head, key)
@@ -147,24 +152,28 @@ class Answers:
         phrase = HTTPStatus(status).phrase
         kind = "did not answer in time" if isinstance(exc, UpstreamTimeout) else "failed"
         text = f"{status} {phrase}: the origin of {head.host} {kind} ({exc})"
-        response = self.error(status, text, fwd=fwd)
+        extra: tuple[Field, ...] = ()
         if isinstance(exc, CircuitOpen):
-            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-        return response
+            extra = (("Retry-After", str(max(1, math.ceil(exc.retry_after_s)))),)
+        return self.error(status, text, fwd=fwd, extra=extra)
 
-    def error(self, status: int, text: str, *, fwd: Forward | None = None) -> web.Response:
+    def error(
+        self,
+        status: int,
+        text: str,
+        *,
+        fwd: Forward | None = None,
+        extra: tuple[Field, ...] = (),
+    ) -> Response:
         cache_status = self.status(hit=False, fwd=fwd)
         self._metrics.answered(Outcome.ERROR, status, 0)
-        return error_response(status, text, cache_status=cache_status, via=self.via)
+        return error_response(status, text, cache_status=cache_status, via=self.via, extra=extra)
 
-    def reject(self, exc: RequestRejected) -> web.Response:
+    def reject(self, exc: RequestRejected) -> Response:
         status = self.status(hit=False, detail="rejected")
         text = f"{exc.status} {HTTPStatus(exc.status).phrase}: {exc.reason}"
         self._metrics.answered(Outcome.REJECTED, exc.status, 0)
-        response = error_response(exc.status, text, cache_status=status, via=self.via)
-        for name, value in exc.fields:
-            response.headers[name] = value
-        if exc.close:
-            # The rest of what the client sent is not read: the connection cannot go on.
-            response.force_close()
-        return response
+        # ``close``: the rest of what the client sent is not read; the connection cannot go on.
+        return error_response(
+            exc.status, text, cache_status=status, via=self.via, extra=exc.fields, close=exc.close
+        )

@@ -7,26 +7,23 @@ The admin listener serves ``/healthz`` and ``/metrics`` (and the control plane's
 agent runs) and never user traffic; the data listener never serves ``/metrics``: every path
 there belongs to an origin.
 
-The data listener runs on aiohttp's low-level server: every request goes straight to
-:meth:`EdgeHandler.handle`, through the middlewares a role put on ``Node.data_app`` (the shield's
-overlay ingress), composed once when the node starts. ``data_app`` is never served itself; it
-holds those middlewares, so that a role wires itself in as on any aiohttp app.
+The data listener runs on the node's own HTTP/1.1 server (:mod:`edge.server`): every request
+goes to :meth:`EdgeHandler.handle`, through the guards a role put in ``Node.guards`` (the
+shield's overlay ingress), composed once when the node starts (:func:`data_plane`). aiohttp
+serves only the admin listener.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import hdrs, web
-from aiohttp.http import HttpVersion11
-from aiohttp.typedefs import Middleware
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -37,14 +34,20 @@ from edge import log_redaction
 from edge.breaker import BreakerUpstream
 from edge.coalesce import Coalescer
 from edge.handler import EdgeHandler
-from edge.limits import EdgeRunner, RequestServer
+from edge.limits import server_limits
 from edge.metrics import EdgeMetrics, RateMeter
+from edge.server import Handler, HttpServer, Request, start_server
+from edge.server.writer import Prebuilt, Response
 from edge.store import CacheStore
 from edge.upstream import Upstream, UpstreamFactory, direct_upstream
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+Answer = Response | Prebuilt | None
+# A guard sees each data-plane request before the handler: it answers it itself, or calls on.
+Guard = Callable[[Request, Handler], Awaitable[Answer]]
+DRAIN_S = 10.0  # how long a stopping node lets responses in progress finish
 
 
 @dataclass(slots=True, kw_only=True)
@@ -54,13 +57,13 @@ class Node:
     config: Config
     node: NodeConfig
     role: Role
-    data_app: web.Application
     admin_app: web.Application
     store: CacheStore
     metrics: EdgeMetrics
     handler: EdgeHandler
     meter: RateMeter
     upstreams: Mapping[str, Upstream] = field(default_factory=dict)
+    guards: list[Guard] = field(default_factory=list)  # outermost first (the shield's ingress)
     agent: Any = None  # controlplane.agent.NodeAgent when the control plane is wired in
     data_ssl: ssl.SSLContext | None = None  # the shield's mutual TLS (``[overlay.tls]``)
     # The edge's last route per origin (the overlay's), reported for ``cdn status``.
@@ -68,6 +71,7 @@ class Node:
     data_address: HostPort | None = None
     admin_address: HostPort | None = None
     _runners: list[web.BaseRunner] = field(default_factory=list)
+    _server: HttpServer | None = None
 
     def stats(self) -> NodeStats:
         return NodeStats(
@@ -79,12 +83,16 @@ class Node:
 
     async def start(self) -> None:
         log_redaction.install()
-        serve = data_plane(self.handler.handle, self.data_app.middlewares)
-        data = EdgeRunner(serve, self.config.proxy, handle_signals=False)
-        admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
-        self.data_address = await _bind(
-            data, self.node.listen_bind, self._runners, ssl_context=self.data_ssl
+        bind = self.node.listen_bind
+        self._server = await start_server(
+            data_plane(self.handler.handle, self.guards),
+            host=bind.host,
+            port=bind.port,
+            limits=server_limits(self.config.proxy),
+            ssl=self.data_ssl,
         )
+        self.data_address = HostPort(bind.host, self._server.port)
+        admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
         self.admin_address = await _bind(admin, self.node.admin_listen_bind, self._runners)
         if self.agent is not None:
             await self.agent.start()
@@ -100,6 +108,9 @@ class Node:
     async def stop(self) -> None:
         if self.agent is not None:
             await self.agent.stop()
+        if self._server is not None:
+            await self._server.close(drain_s=DRAIN_S)
+            self._server = None
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
             await runner.cleanup()
@@ -174,7 +185,6 @@ def build_node(
         config=config,
         node=node,
         role=role or node.role,
-        data_app=web.Application(),
         admin_app=_admin_app(node, registry),
         store=store,
         metrics=metrics,
@@ -205,47 +215,19 @@ def _with_breaker(
     )
 
 
-def data_plane(serve: RequestServer, middlewares: Sequence[Middleware]) -> RequestServer:
-    """The data listener's request handler: ``serve`` behind ``middlewares`` (outermost first).
-
-    What aiohttp's Application did for the data plane, and nothing else: answer ``Expect``
-    first, then run the middlewares (new-style, as ``middleware(request, handler=...)``).
-    """
+def data_plane(serve: Handler, guards: Sequence[Guard]) -> Handler:
+    """The data listener's request handler: ``serve`` behind ``guards`` (outermost first)."""
     chained = serve
-    for middleware in reversed(middlewares):
-        if getattr(middleware, "__middleware_version__", None) != 1:
-            raise TypeError(f"{middleware!r} is not a @web.middleware (new-style) middleware")
-        chained = functools.partial(middleware, handler=chained)
+    for guard in reversed(guards):
+        chained = _guarded(guard, chained)
+    return chained
 
-    async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        if request.headers.get(hdrs.EXPECT):
-            refused = await _expect(request)
-            if refused is not None:
-                return refused
-        return await chained(request)
+
+def _guarded(guard: Guard, inner: Handler) -> Handler:
+    async def handle(request: Request) -> Answer:
+        return await guard(request, inner)
 
     return handle
-
-
-async def _expect(request: web.BaseRequest) -> web.StreamResponse | None:
-    """``Expect: 100-continue`` gets its interim answer; any other expectation 417 (RFC 9110
-    §10.1.1). HTTP/1.0 has no expectations: the field is ignored there."""
-    expect = request.headers.get(hdrs.EXPECT, "")
-    if request.version != HttpVersion11:
-        return None
-    if expect.strip().lower() != "100-continue":
-        shown = ascii(expect[:100])  # the client's bytes, never re-encoded as they came
-        response = web.Response(
-            status=417,
-            text=f"417 Expectation Failed: unknown expectation {shown}\n",
-            headers={"Cache-Control": "no-store"},
-        )
-        response.force_close()
-        return response
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0
-    await request.writer.drain()
-    return None
 
 
 def _admin_app(node: NodeConfig, registry: CollectorRegistry) -> web.Application:

@@ -9,29 +9,26 @@ the object. :func:`read_all` buffers a body for the cases that must see it whole
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from aiohttp import web
-from multidict import CIMultiDict
-
 from cdn_core.errors import UpstreamError
 from cdn_core.http import Headers
-from edge.upstream import UpstreamResponse
+from edge.limits import RequestRejected
+from edge.server import BodyError, ClientDisconnected, Request
+from edge.upstream import StreamBody, UpstreamResponse
 
 log = logging.getLogger(__name__)
 
-_CLIENT_GONE = (ConnectionError, RuntimeError)
 _NO_BODY_STATUSES = frozenset({204, 304})
+Field = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Relayed:
-    """What :func:`relay` did: the response sent, the bytes sent, and the stored copy."""
+    """What :func:`relay` did: the bytes sent and the stored copy."""
 
-    response: web.StreamResponse
     sent_bytes: int
     body: bytes | None  # the complete body when a copy was kept and it is complete
 
@@ -44,28 +41,30 @@ def declared_length(headers: Headers) -> int | None:
 
 
 async def relay(
-    request: web.BaseRequest,
+    request: Request,
     upstream: UpstreamResponse,
     *,
     status: int,
-    headers: CIMultiDict[str],
+    fields: list[Field],
     keep_copy_up_to: int | None,
     on_complete: Callable[[bytes | None], None] | None = None,
     prefix: list[bytes] | None = None,
 ) -> Relayed:
     """Stream ``upstream``'s body to the client; keep a copy up to ``keep_copy_up_to`` bytes.
 
-    ``on_complete`` runs with the complete copy (or None) before the response is finished, so
-    the object is in the store before the client has seen the last byte's acknowledgement.
+    The response goes out through ``request.writer`` (flow-controlled: a slow client slows
+    the relay, it never makes the node buffer the object). ``on_complete`` runs with the
+    complete copy (or None) before the response is finished, so the object is in the store
+    before the client has its last byte.
     """
     length = declared_length(upstream.headers)
-    response = web.StreamResponse(status=status, headers=headers)
-    if length is not None and status not in _NO_BODY_STATUSES and status >= 200:
-        response.content_length = length
+    if status in _NO_BODY_STATUSES or status < 200:
+        length = None
+    writer = request.writer
     keep = keep_copy_up_to is not None
     chunks: list[bytes] = []
     size = 0
-    client_ok = await _prepare(response, request)
+    client_ok = await _start(request, status, fields, length)
     complete = False
     try:
         async for chunk in _chain(prefix or [], upstream.body()):
@@ -76,7 +75,7 @@ async def relay(
                 else:
                     chunks.append(chunk)
             if client_ok:
-                client_ok = await _write(response, chunk)
+                client_ok = await _write(request, chunk, length, size)
             elif not keep:
                 break  # nobody wants the rest
         else:
@@ -89,10 +88,15 @@ async def relay(
     if on_complete is not None:
         on_complete(body)
     if not complete:
-        _abort(request)
+        # The status line is gone already: a truncated body must not look complete, so the
+        # connection is cut instead of finishing a chunked or short body.
+        writer.abort()
     elif client_ok:
-        await _finish(response)
-    return Relayed(response=response, sent_bytes=size, body=body)
+        try:
+            await writer.finish()
+        except (ClientDisconnected, ValueError):
+            writer.abort()
+    return Relayed(sent_bytes=size, body=body)
 
 
 async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -102,33 +106,23 @@ async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterato
         yield chunk
 
 
-async def _prepare(response: web.StreamResponse, request: web.BaseRequest) -> bool:
+async def _start(request: Request, status: int, fields: list[Field], length: int | None) -> bool:
     try:
-        await response.prepare(request)
-    except _CLIENT_GONE:
+        await request.writer.start(status, fields, length=length)
+    except ClientDisconnected:
         return False
     return True
 
 
-async def _write(response: web.StreamResponse, chunk: bytes) -> bool:
+async def _write(request: Request, chunk: bytes, length: int | None, size: int) -> bool:
+    if length is not None and size > length:
+        # RFC 9112 §6.3: more than Content-Length is not part of this response.
+        return False
     try:
-        await response.write(chunk)
-    except _CLIENT_GONE:
+        await request.writer.write(chunk)
+    except ClientDisconnected:
         return False
     return True
-
-
-async def _finish(response: web.StreamResponse) -> None:
-    with contextlib.suppress(*_CLIENT_GONE):
-        await response.write_eof()
-
-
-def _abort(request: web.BaseRequest) -> None:
-    # The status line is gone already: a truncated body must not look complete, so the
-    # connection is cut instead of finishing a chunked or short body.
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
 
 
 async def read_all(upstream: UpstreamResponse, *, limit: int) -> tuple[bytes | None, list[bytes]]:
@@ -151,17 +145,40 @@ async def read_all(upstream: UpstreamResponse, *, limit: int) -> tuple[bytes | N
 
 
 async def request_body(
-    request: web.BaseRequest, *, limit: int, exceeded: list[bool]
+    request: Request, *, limit: int, failed: list[RequestRejected]
 ) -> AsyncIterator[bytes]:
-    """The client's request body as a stream, stopped (and ``exceeded`` flagged) past ``limit``."""
+    """The client's request body as a stream. Past ``limit``, or when the server could not
+    read it to its end (:class:`~edge.server.BodyError`), it stops and puts the answer the
+    client gets into ``failed``: the upstream client only sees the stream break."""
     size = 0
-    async for chunk in request.content.iter_any():
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                reason = f"request body is over the limit of {limit} bytes"
+                failed.append(RequestRejected(413, reason, close=True))
+                raise BodyFailed
+            yield chunk
+    except BodyError as exc:
+        refusal = exc.refusal
+        failed.append(RequestRejected(refusal.status, refusal.reason, close=refusal.close))
+        raise BodyFailed from exc
+
+
+class BodyFailed(Exception):
+    """The client's request body stopped; the answer it gets is in ``request_body``'s list."""
+
+
+async def buffered_body(
+    chunks: AsyncIterator[bytes], *, buffer_bytes: int, length: int | None
+) -> StreamBody | bytes:
+    """The body whole when it fits in ``buffer_bytes``, else what was read and the rest as a
+    stream. Raises :class:`BodyFailed` when the body breaks before that."""
+    head: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        head.append(chunk)
         size += len(chunk)
-        if size > limit:
-            exceeded.append(True)
-            raise _BodyTooLarge
-        yield chunk
-
-
-class _BodyTooLarge(Exception):
-    pass
+        if size > buffer_bytes:
+            return StreamBody(_chain(head, chunks), length)
+    return b"".join(head)

@@ -1,4 +1,4 @@
-"""The data-plane request handler: aiohttp requests in, cdn_core decisions, aiohttp responses out.
+"""The data-plane request handler: server requests in, cdn_core decisions, responses out.
 
 Theory of operation. :meth:`EdgeHandler.handle` admits the request (:mod:`edge.admission`: the
 message rules, the configured origin of its host) as one :class:`~edge.exchange.Exchange`. GET
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import assert_never
-
-from aiohttp import web
 
 from cdn_core.cache_policy import (
     LOOKUP_METHODS,
@@ -35,11 +33,12 @@ from edge.coalesce import Coalescer
 from edge.exchange import Exchange
 from edge.limits import RequestRejected
 from edge.metrics import EdgeMetrics, Outcome, RateMeter
-from edge.miss import MissPath
+from edge.miss import Answer, MissPath
 from edge.parts import Parts
 from edge.passthrough import PassThrough
 from edge.refresh import Refresher
 from edge.sending import Sender
+from edge.server import Request
 from edge.store import CacheStore
 from edge.upstream import Timeouts, Upstream
 
@@ -102,7 +101,7 @@ class EdgeHandler:
         """The background refreshes still running."""
         return set(self._refresher.running)
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def handle(self, request: Request) -> Answer:
         if self._meter is not None:
             self._meter.count += 1
         try:
@@ -117,7 +116,7 @@ class EdgeHandler:
         """Stop the background refreshes still running."""
         await self._refresher.close()
 
-    async def _lookup(self, x: Exchange) -> web.StreamResponse:
+    async def _lookup(self, x: Exchange) -> Answer:
         if not self.cache_ready():
             return await self._misses.forward(x, Forward.BYPASS, None)
         head, answers = x.head, self._answers

@@ -1,11 +1,11 @@
 """Bad input: the limits the data listener enforces and the clear errors it answers with.
 
-aiohttp's HTTP parser (llhttp, strict mode) rejects malformed request lines, bare CR or LF,
-obs-fold, control bytes, conflicting or repeated ``Content-Length`` / ``Transfer-Encoding`` and
-over-long lines before any handler runs; :class:`EdgeRunner` makes those answers short
-plain-text errors (431 for header limits, 400 otherwise) logged without a traceback, and makes
-every status line of the node ``HTTP/1.1`` whatever version the client spoke (RFC 9110 §6.2).
-The handler then checks what the parser cannot (:func:`check_head`, :func:`check_message`):
+The data plane's own server (:mod:`edge.server`) applies the framing rules of RFC 9112 before
+any handler runs (malformed request lines, bare CR or LF, obs-fold, control bytes, conflicting
+or repeated ``Content-Length`` / ``Transfer-Encoding``, unknown codings, versions other than
+1.x, over-long lines and heads), within the limits :func:`server_limits` derives from
+``[proxy]``, and writes every status line as ``HTTP/1.1`` (RFC 9110 §6.2). The handler then
+checks what is policy rather than framing (:func:`check_head`, :func:`check_message`):
 the total header bytes (``proxy.max_header_bytes``), field values that are not UTF-8 (refused,
 so that what is forwarded is byte-exact), the HTTP version (505 unless 1.x), TRACE and CONNECT
 (405), a body on GET or HEAD (400: see below) and the request body size
@@ -19,24 +19,27 @@ framing would desynchronise the next hop (request smuggling). ``Content-Length: 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from aiohttp import web, web_protocol
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import HttpVersion, RawRequestMessage
-from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
-from aiohttp.streams import StreamReader
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 
 from cdn_core.config import ProxyConfig
-from edge.log_redaction import redacted
+from edge.server import HttpVersion, ServerLimits
 
 log = logging.getLogger(__name__)
 
 MAX_HEADER_FIELDS = 256
 
-RequestServer = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+def server_limits(proxy: ProxyConfig) -> ServerLimits:
+    """The data plane server's limits from ``[proxy]``."""
+    return ServerLimits(
+        max_line_bytes=proxy.max_header_bytes,
+        max_field_bytes=proxy.max_header_bytes,
+        max_fields=MAX_HEADER_FIELDS,
+        max_head_bytes=2 * proxy.max_header_bytes,  # the request line and the fields
+        max_body_bytes=proxy.max_request_body_bytes,
+        keepalive_timeout_s=proxy.keepalive_timeout_s,
+    )
 
 
 # RFC 9110 §9.3.8: TRACE would echo the request (credentials included) back; CONNECT makes a
@@ -66,99 +69,6 @@ class RequestRejected(Exception):
         self.reason = reason
         self.close = close
         self.fields = fields
-
-
-def _is_version_error(exc: BaseException | None) -> bool:
-    # llhttp refuses any version but 1.0, 1.1 (and 2.0, which check_message answers).
-    return isinstance(exc, BadHttpMessage) and "Invalid HTTP version" in str(exc)
-
-
-def _is_header_limit(exc: BaseException | None) -> bool:
-    if isinstance(exc, LineTooLong):
-        # A too-long request line (the target) is 414-ish; header fields are 431 (RFC 6585 §5).
-        return True
-    return isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc)
-
-
-class _EdgeRequestHandler(web_protocol.RequestHandler):
-    """aiohttp's connection handler, with parse errors answered as short, specific errors."""
-
-    def handle_error(
-        self,
-        request: Any,
-        status: int = 500,
-        exc: BaseException | None = None,
-        message: str | None = None,
-    ) -> web.StreamResponse:
-        if status != 400 or exc is None:
-            return super().handle_error(request, status, exc, message)
-        if _is_header_limit(exc):
-            status, title = 431, "431 Request Header Fields Too Large"
-        elif _is_version_error(exc):
-            status, title = 505, "505 HTTP Version Not Supported"
-        else:
-            status, title = 400, "400 Bad Request"
-        detail = " ".join(str(getattr(exc, "message", exc)).split())[:300]
-        # The client sees what it sent; the log never does (edge.log_redaction).
-        log.info("rejected a malformed request from %s: %s", request.remote, redacted(exc))
-        response = web.Response(status=status, text=f"{title}: {detail}\n")
-        response.force_close()
-        return response
-
-
-class _EdgeServer(web.Server):
-    """aiohttp's low-level server (no Application, no router) with our connection handler."""
-
-    def __call__(self) -> web_protocol.RequestHandler:
-        return _EdgeRequestHandler(self, loop=self._loop, **self._kwargs)
-
-    def _make_request(
-        self,
-        message: RawRequestMessage,
-        payload: StreamReader,
-        protocol: web_protocol.RequestHandler,
-        writer: AbstractStreamWriter,
-        task: Any,
-    ) -> web.BaseRequest:
-        _speak_http11(writer)
-        return super()._make_request(message, payload, protocol, writer, task)
-
-
-_STATUS_VERSION = "HTTP/1.1"
-
-
-def _speak_http11(writer: AbstractStreamWriter) -> None:
-    """Make ``writer`` send every status line as ``HTTP/1.1`` (RFC 9110 §6.2: a server sends
-    the highest minor version it conforms to, never the client's). aiohttp writes the client's
-    version; the framing it picks for that version (no chunking for 1.0) stays as it is."""
-    write_headers = writer.write_headers
-
-    async def write_http11(status_line: str, headers: CIMultiDict[str]) -> None:
-        if not status_line.startswith(_STATUS_VERSION):
-            status_line = _STATUS_VERSION + status_line[8:]
-        await write_headers(status_line, headers)
-
-    writer.write_headers = write_http11  # type: ignore[method-assign]
-
-
-class EdgeRunner(web.ServerRunner):
-    """A low-level :class:`aiohttp.web.ServerRunner` for ``serve``, parser limits from ``[proxy]``.
-
-    ``serve`` is called with each parsed request: the data plane runs below aiohttp's web layer
-    (no Application, router or per-request match info).
-    """
-
-    def __init__(self, serve: RequestServer, proxy: ProxyConfig, **kwargs: Any) -> None:
-        server = _EdgeServer(
-            serve,
-            max_line_size=proxy.max_header_bytes,
-            max_field_size=proxy.max_header_bytes,
-            max_headers=MAX_HEADER_FIELDS,
-            auto_decompress=False,
-            access_log=None,
-            keepalive_timeout=proxy.keepalive_timeout_s,
-        )
-        super().__init__(server, **kwargs)
 
 
 def check_head(raw_headers: tuple[tuple[bytes, bytes], ...], proxy: ProxyConfig) -> None:

@@ -21,8 +21,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import assert_never
 
-from aiohttp import web
-
 from cdn_core.cache_policy import (
     DontStore,
     Hit,
@@ -42,6 +40,8 @@ from edge.exchange import Exchange
 from edge.forward import declared_length, read_all, relay
 from edge.metrics import Outcome
 from edge.parts import Parts
+from edge.respond import ServerResponse
+from edge.server import Response
 from edge.upstream import UpstreamResponse
 
 
@@ -54,7 +54,9 @@ class PassOn:
     prefix: list[bytes] | None = None  # body chunks already read
 
 
-Fetched = web.StreamResponse | PassOn
+# What a flight produces: an answer (None: already streamed to the client) or a PassOn.
+Answer = ServerResponse | None
+Fetched = Answer | PassOn
 
 
 class MissPath:
@@ -69,9 +71,7 @@ class MissPath:
         self._options = parts.options
         self._clock = parts.clock
 
-    async def forward(
-        self, x: Exchange, fwd: Forward, entry: StoredEntry | None
-    ) -> web.StreamResponse:
+    async def forward(self, x: Exchange, fwd: Forward, entry: StoredEntry | None) -> Answer:
         """Fetch ``x`` through the coalescer: lead the flight for its key, or follow it."""
         if self._coalescer.is_uncacheable(x.key):
             return await self._finish(x, await self._fetch(x, fwd, entry))
@@ -82,9 +82,7 @@ class MissPath:
             fetched = await self._fetch(x, fwd, entry)
         return await self._finish(x, fetched)
 
-    async def _follow(
-        self, x: Exchange, fwd: Forward, entry: StoredEntry | None
-    ) -> web.StreamResponse:
+    async def _follow(self, x: Exchange, fwd: Forward, entry: StoredEntry | None) -> Answer:
         head = x.head
         stale = self._answers.stale_on_error(head, x.key)
         if stale is not None:
@@ -113,7 +111,7 @@ class MissPath:
                 return served
         return await self._finish(x, await self._fetch(x, fwd, entry))
 
-    async def _finish(self, x: Exchange, fetched: Fetched) -> web.StreamResponse:
+    async def _finish(self, x: Exchange, fetched: Fetched) -> Answer:
         if isinstance(fetched, PassOn):
             return await self.pass_on(x, fetched)
         return fetched
@@ -169,9 +167,7 @@ class MissPath:
             case unreachable:
                 assert_never(unreachable)
 
-    def _freshened(
-        self, head: RequestHead, fresh: StoredEntry, fwd: Forward, now: float
-    ) -> web.StreamResponse | None:
+    def _freshened(self, head: RequestHead, fresh: StoredEntry, fwd: Forward, now: float) -> Answer:
         if not self._store.replace_head(fresh):
             return None
         ttl = remaining_ttl_s(fresh, now=now, options=self._options)
@@ -209,12 +205,12 @@ class MissPath:
             x.request,
             response,
             status=response.status,
-            headers=self._answers.client_fields(response.headers, status),
+            fields=self._answers.client_fields(response.headers, status),
             keep_copy_up_to=limit,
             on_complete=complete,
         )
         self._metrics.answered(Outcome.MISS, response.status, relayed.sent_bytes)
-        return relayed.response
+        return None
 
     def put(self, new: StoredEntry, body: bytes) -> StoredEntry:
         """Store ``new`` with ``body``; the entry as stored (its body size set)."""
@@ -222,27 +218,27 @@ class MissPath:
         self._store.put(stored, body)
         return stored
 
-    async def pass_on(self, x: Exchange, passed: PassOn) -> web.StreamResponse:
+    async def pass_on(self, x: Exchange, passed: PassOn) -> Answer:
         """Relay an upstream response to the client without storing it."""
         response = passed.response
         fields = self._answers.client_fields(response.headers, passed.status)
         if x.head.method == "HEAD":
             response.release()
             length = declared_length(response.headers)
-            if length is not None:
-                fields["Content-Length"] = str(length)
+            if length is not None and response.status not in (204, 304):
+                fields.append(("Content-Length", str(length)))
             self._metrics.answered(Outcome.PASS, response.status, 0)
-            return web.Response(status=response.status, headers=fields)
+            return Response(response.status, fields)
         relayed = await relay(
             x.request,
             response,
             status=response.status,
-            headers=fields,
+            fields=fields,
             keep_copy_up_to=None,
             prefix=passed.prefix,
         )
         self._metrics.answered(Outcome.PASS, response.status, relayed.sent_bytes)
-        return relayed.response
+        return None
 
 
 def _needs_whole_body(head: RequestHead) -> bool:

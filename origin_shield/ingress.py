@@ -1,7 +1,7 @@
 """The shield's front door: only authenticated overlay hops get in.
 
-:func:`overlay_ingress` is an aiohttp middleware the shield role installs on its data-plane app.
-For each request it:
+:class:`OverlayGuard` is the guard (:data:`edge.app.Guard`) the shield role puts in front of its
+caching engine. For each request it:
 
 0. applies an edge's message rules (:mod:`edge.limits`: a GET or HEAD with a body, TRACE,
    a field that is not UTF-8...): 400, 405 or 505;
@@ -23,16 +23,17 @@ import logging
 import time
 from collections.abc import Callable
 
-from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
-
 from cdn_core.cache_key import normalize_host
 from cdn_core.config import Config
 from cdn_core.errors import UpstreamError
 from cdn_core.hop import HopRefused, check_hop
-from cdn_core.http import Headers, RequestHead
+from cdn_core.http import FRAMING_FIELDS, RequestHead, strip_hop_by_hop
 from cdn_core.overlay_auth import Invalid, verify
+from edge.admission import request_head
+from edge.forward import relay
 from edge.limits import RequestRejected, check_head, check_message, transfer_coding
+from edge.miss import Answer
+from edge.server import Handler, Request, Response
 from edge.upstream import StreamBody, Timeouts
 from origin_shield.peers import OVERLAY_ERROR_HEADER, PeerClient
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 class OverlayGuard:
-    """The checks and the relay of :func:`overlay_ingress`, for node ``node``."""
+    """The checks and the relay of the shield's ingress, for node ``node``."""
 
     def __init__(
         self,
@@ -59,7 +60,8 @@ class OverlayGuard:
         self._known = frozenset(n.name for n in config.nodes)
         self.refused: dict[str, int] = {}
 
-    async def handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def __call__(self, request: Request, handler: Handler) -> Answer:
+        """The :data:`edge.app.Guard` of the shield's data plane."""
         try:
             # The same message rules as an edge's (edge.limits), before anything is relayed.
             check_head(request.raw_headers, self.config.proxy)
@@ -70,10 +72,7 @@ class OverlayGuard:
                 transfer_coding=transfer_coding(request.headers),
             )
         except RequestRejected as exc:
-            refused = self._refuse(exc.status, "bad-request")
-            if exc.close:
-                refused.force_close()
-            return refused
+            return self._refuse(exc.status, "bad-request", close=exc.close)
         head = head_of(request)
         hop = check_hop(
             head.headers,
@@ -101,17 +100,13 @@ class OverlayGuard:
             return await self._relay(request, head, verdict.route[1:])
         return await handler(request)
 
-    def _refuse(self, status: int, reason: str) -> web.Response:
+    def _refuse(self, status: int, reason: str, *, close: bool = False) -> Response:
         self.refused[reason] = self.refused.get(reason, 0) + 1
-        return web.Response(
-            status=status,
-            text=f"overlay hop refused: {reason}\n",
-            headers={OVERLAY_ERROR_HEADER: reason, "Cache-Control": "no-store"},
-        )
+        fields = [(OVERLAY_ERROR_HEADER, reason), ("Cache-Control", "no-store")]
+        body = f"overlay hop refused: {reason}\n".encode()
+        return Response(status, fields, body, close=close)
 
-    async def _relay(
-        self, request: web.Request, head: RequestHead, route: tuple[str, ...]
-    ) -> web.StreamResponse:
+    async def _relay(self, request: Request, head: RequestHead, route: tuple[str, ...]) -> Answer:
         body = (
             StreamBody(request.content.iter_any(), request.content_length)
             if request.body_exists
@@ -123,44 +118,15 @@ class OverlayGuard:
         except UpstreamError as exc:
             log.info("relay to %s failed: %s", route[0], exc)
             return self._refuse(exc.status_hint, "relay-failed")
-        response = web.StreamResponse(status=upstream.status)
-        for name, value in upstream.headers:
-            if name not in ("content-length", "transfer-encoding", "connection", "keep-alive"):
-                response.headers.add(name, value)
-        length = upstream.headers.get("content-length")
-        if length is not None and length.isdigit():
-            response.content_length = int(length)
-        try:
-            await response.prepare(request)
-            async for chunk in upstream.body():
-                await response.write(chunk)
-            await response.write_eof()
-        except (UpstreamError, ConnectionError) as exc:
-            log.info("relay to %s broke mid-body: %s", route[0], exc)
-        finally:
-            upstream.release()
-        return response
+        fields = [
+            (name, value)
+            for name, value in strip_hop_by_hop(upstream.headers).without(*FRAMING_FIELDS)
+        ]
+        await relay(request, upstream, status=upstream.status, fields=fields, keep_copy_up_to=None)
+        return None
 
 
-def overlay_ingress(guard: OverlayGuard) -> Middleware:
-    """The aiohttp middleware of :class:`OverlayGuard`: ``app.middlewares.append(...)``."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await guard.handle(request, handler)
-
-    return middleware
-
-
-def head_of(request: web.BaseRequest) -> RequestHead:
-    """The request as a :class:`RequestHead` (host normalised as in cache keys).
-
-    Fields are decoded as UTF-8, as the sending edge decoded them when it signed them
-    (:func:`edge.limits.check_head` refuses any other bytes).
-    """
-    return RequestHead(
-        method=request.method,
-        host=normalize_host(request.host or ""),
-        target=request.raw_path,
-        headers=Headers(request.headers.items()),
-    )
+def head_of(request: Request) -> RequestHead:
+    """The request as a :class:`RequestHead` (host normalised as in cache keys), as the sending
+    edge signed it (:func:`edge.admission.request_head`)."""
+    return request_head(request, host=normalize_host(request.host), target=request.raw_path)

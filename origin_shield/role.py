@@ -2,12 +2,12 @@
 
 An edge gets an upstream factory that goes through the shields (:class:`Overlay`), fed by the
 control plane's snapshots. A shield gets an upstream factory toward the origins
-(:class:`ShieldOrigins`), the ingress middleware (:class:`OverlayGuard`), and, with
+(:class:`ShieldOrigins`), the ingress guard (:class:`OverlayGuard`), and, with
 ``[overlay.tls]``, the server TLS context of its data listener. Usage::
 
     role = overlay_role(config, name, node_role, secret, control=store)
     node = build_node(config, name, upstream_factory=role.upstream_factory, ...)
-    node.data_app.middlewares.extend(role.middlewares)
+    node.guards.extend(role.guards)
     await role.start(); await node.start(); ...; await node.stop(); await role.stop()
 """
 
@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry
 
 from cdn_core.config import Config, Role
+from edge.app import Guard
 from edge.upstream import UpstreamFactory
-from origin_shield.ingress import OverlayGuard, overlay_ingress
+from origin_shield.ingress import OverlayGuard
 from origin_shield.origin import ShieldOrigins
 from origin_shield.overlay_upstream import Overlay
 from origin_shield.peers import PeerClient
@@ -35,7 +35,7 @@ from origin_shield.tls import server_context
 class OverlayRole:
     upstream_factory: UpstreamFactory
     peers: PeerClient
-    middlewares: tuple[Middleware, ...] = ()
+    guards: tuple[Guard, ...] = ()
     server_ssl: ssl.SSLContext | None = None
     feed: SnapshotFeed | None = None
     overlay: Overlay | None = None
@@ -85,7 +85,7 @@ def overlay_role(
         return OverlayRole(
             upstream_factory=origins.factory(),
             peers=peers,
-            middlewares=(overlay_ingress(guard),),
+            guards=(guard,),
             server_ssl=server_context(tls) if tls is not None else None,
             guard=guard,
             origins=origins,

@@ -43,7 +43,7 @@ async def _read_response(reader: asyncio.StreamReader) -> bytes:
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        (b"GARBAGE\r\n\r\n", b"Invalid method"),
+        (b"GARBAGE\r\n\r\n", b"invalid or unknown method"),
         (b"GET / HTTP/1.1\r\nHost: www.cdn.test\r\nBad Header\r\n\r\n", b"400 Bad Request"),
         (
             b"POST / HTTP/1.1\r\nHost: www.cdn.test\r\nContent-Length: 3\r\n"

@@ -1,7 +1,8 @@
-"""The data listener on aiohttp's low-level server: what the web layer used to do, and the memos.
+"""The data listener on the node's own server (edge.server): Expect, guards, targets, the memos.
 
-``Expect`` is answered before the handler runs (100 Continue, or 417), middlewares a role puts on
-``Node.data_app`` wrap the handler, request targets no origin can serve get a clear 400, and the
+``Expect`` is answered by the server (100 Continue when the body is read, or 417), guards a
+role puts in ``Node.guards`` wrap the handler, request targets no origin can serve get a clear
+400, and the
 hit path's memos (Host values, cache keys, Cache-Status members) answer exactly what the
 functions they memoise would.
 """
@@ -11,13 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
 from cdn_core.testing import FakeClock
-from edge.app import Node, build_node
+from edge.app import Answer, Node, build_node
+from edge.server import Handler, Request, Response
 from tests.edge.conftest import NODE, EdgeUnderTest, Origin, make_config
 from tests.edge.test_bad_input import raw_exchange
 
@@ -58,7 +58,7 @@ async def test_an_unknown_expectation_gets_417(origin: Origin, edge: EdgeUnderTe
         b"Content-Length: 2\r\n\r\nab",
     )
     assert status == 417
-    assert b"unknown expectation 'fancy'" in data
+    assert b"417 Expectation Failed" in data
     assert origin.hits == {}
 
 
@@ -85,26 +85,22 @@ async def test_trace_and_connect_get_405(origin: Origin, edge: EdgeUnderTest) ->
     assert origin.hits == {}
 
 
-async def test_middlewares_on_data_app_wrap_the_handler_outermost_first(
-    origin: Origin, clock: FakeClock
-) -> None:
+async def test_guards_wrap_the_handler_outermost_first(origin: Origin, clock: FakeClock) -> None:
     origin.static("/page", b"page", cache_control="max-age=60")
     order: list[str] = []
 
-    @web.middleware
-    async def outer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def outer(request: Request, handler: Handler) -> Answer:
         order.append("outer")
         if request.headers.get("X-Refuse"):
-            return web.Response(status=403, text="refused by the middleware\n")
+            return Response(403, body=b"refused by the guard\n")
         return await handler(request)
 
-    @web.middleware
-    async def inner(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def inner(request: Request, handler: Handler) -> Answer:
         order.append("inner")
         return await handler(request)
 
     node = build_node(make_config(origin.url), NODE, clock=clock, registry=CollectorRegistry())
-    node.data_app.middlewares.extend([outer, inner])
+    node.guards.extend([outer, inner])
     await node.start()
     try:
         request = b"GET /page HTTP/1.1\r\nHost: www.cdn.test\r\n"
@@ -114,7 +110,7 @@ async def test_middlewares_on_data_app_wrap_the_handler_outermost_first(
         assert order == ["outer", "inner"]
         status, data = await exchange(node, request + b"X-Refuse: yes\r\n\r\n")
         assert status == 403
-        assert b"refused by the middleware" in data
+        assert b"refused by the guard" in data
         assert order == ["outer", "inner", "outer"]
     finally:
         await node.stop()
@@ -178,17 +174,3 @@ async def exchange(node: Node, payload: bytes) -> tuple[int, bytes]:
 
 
 _NO_SESSION: Any = None  # raw_exchange talks over its own socket
-
-
-async def test_an_old_style_middleware_is_refused_at_start(
-    origin: Origin, clock: FakeClock
-) -> None:
-    async def legacy(app: web.Application, handler: Handler) -> Handler:
-        return handler
-
-    node = build_node(make_config(origin.url), NODE, clock=clock, registry=CollectorRegistry())
-    node.data_app.middlewares.append(legacy)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="not a @web.middleware"):
-        await node.start()
-    await node.stop()
-    assert node.data_address is None

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from edge.passthrough import BUFFER_BYTES
 from tests.edge.conftest import EdgeFactory, EdgeUnderTest, Origin, wait_until
 
 GOOD = "max-age=1, stale-if-error=600"
@@ -127,3 +128,36 @@ async def test_breaker_failures_zero_turns_it_off(
     for _ in range(3):
         assert (await text_and_status(edge, "/b"))[0] == 504
     assert origin.hits["/b"] == 3
+
+
+async def test_an_abandoned_upload_does_not_open_the_breaker(
+    origin: Origin, hang: Hang, make_edge: EdgeFactory
+) -> None:
+    """An upstream request that fails because its client stopped sending the body is the
+    client's doing: it must not open the breaker for every other request."""
+
+    @origin.route("/upload")
+    async def upload(request: web.Request) -> web.Response:
+        size = sum([len(chunk) async for chunk in request.content.iter_any()])
+        return web.Response(text=f"got {size}")
+
+    edge = await make_edge(proxy={"breaker_failures": 1, "max_request_body_bytes": "4MiB"})
+    address = edge.node.data_address
+    assert address is not None
+    chunk = b"x" * (BUFFER_BYTES + 1)  # past what the edge buffers: it streams from here on
+    abandoned = (
+        b"POST /upload HTTP/1.1\r\nHost: www.cdn.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n" % len(chunk)
+        + chunk
+        + b"\r\n"  # and then the client goes away
+    )
+    _, writer = await asyncio.open_connection(address.host, address.port)
+    writer.write(abandoned)
+    await writer.drain()
+    await wait_until(lambda: origin.hits.get("/upload") == 1)
+    writer.close()
+    await wait_until(
+        lambda: edge.counter("cdn_requests_total", cache="rejected", status="4xx") == 1
+    )
+    assert (await text_and_status(edge, "/a"))[0] == 200  # still asked: the breaker is closed
+    assert edge.counter("cdn_upstream_breaker_transitions_total", origin="site", state="open") == 0

@@ -93,6 +93,8 @@ async def test_an_empty_body_is_no_body_and_no_framing_goes_up(
 async def test_a_post_body_goes_up_with_its_own_framing(
     origin: Origin, edge: EdgeUnderTest
 ) -> None:
+    """A body is read first (up to edge.passthrough.BUFFER_BYTES) and sent with its length,
+    whether the client sent a length or chunks."""
     echo(origin, "/p")
     sized = b"POST /p HTTP/1.1\r\nHost: www.cdn.test\r\nContent-Length: 5\r\n\r\nhello"
     chunked = (
@@ -103,12 +105,23 @@ async def test_a_post_body_goes_up_with_its_own_framing(
         status, data, _ = await exchange(edge, payload)
         assert status == 200
         assert data.endswith(b"POST /p body=b'hello'")
-    first, second = origin.seen
-    assert first.headers["Content-Length"] == "5"
-    assert "Transfer-Encoding" not in first.headers
-    assert second.headers["Transfer-Encoding"] == "chunked"
-    assert "Content-Length" not in second.headers
-    assert "Content-Type" not in first.headers  # nothing the client did not send
+    for seen in origin.seen:
+        assert seen.headers["Content-Length"] == "5"
+        assert "Transfer-Encoding" not in seen.headers
+        assert "Content-Type" not in seen.headers  # nothing the client did not send
+
+
+async def test_a_broken_upload_never_reaches_the_origin(
+    origin: Origin, edge: EdgeUnderTest
+) -> None:
+    echo(origin, "/p")
+    broken = (
+        b"POST /p HTTP/1.1\r\nHost: www.cdn.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3\r\nhello\r\n0\r\n\r\n"  # a chunk longer than its size
+    )
+    status, _, closed = await exchange(edge, broken)
+    assert (status, closed) == (400, True)
+    assert origin.hits == {}
 
 
 async def test_the_origin_sees_the_configured_host_never_the_clients(

@@ -129,7 +129,7 @@ async def start_node(
     node = build_node(
         config, name, upstream_factory=role.upstream_factory, secret=SECRET if agent else None
     )
-    node.data_app.middlewares.extend(role.middlewares)
+    node.guards.extend(role.guards)
     await role.start()
     await node.start()
     return Running(node=node, role=role)
