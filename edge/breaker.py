@@ -1,11 +1,13 @@
 """The circuit breaker (:mod:`cdn_core.breaker`) around one origin's :class:`Upstream`.
 
-:class:`BreakerUpstream` is an :class:`~edge.upstream.Upstream` like the one it wraps. While the
-breaker is open it raises :class:`CircuitOpen` at once (status hint 503, with the seconds until
+:class:`BreakerUpstream` is an :class:`~overlay.upstream.Upstream` like the one it wraps. While
+the breaker is open it raises :class:`CircuitOpen` at once (status hint 503, with the seconds until
 a trial), so that the handler serves a stale object that ``stale-if-error`` allows, or answers
 503, without waiting on an origin that does not answer. A timeout or a refused connection counts
 as a failure, and so does a 504 from the next hop (a shield that timed out on the origin);
-any other answer, 5xx included, is the upstream answering, and counts as a success.
+any other answer, 5xx included, is the upstream answering, and counts as a success. The
+failure of a request whose body streams from the client is not counted: a client that stalls
+or abandons its upload must not open the breaker for everyone.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from cdn_core.breaker import (
 from cdn_core.config import ProxyConfig
 from cdn_core.errors import UpstreamTimeout, UpstreamUnavailable
 from cdn_core.http import RequestHead
-from edge.upstream import RequestBody, Timeouts, Upstream, UpstreamResponse
+from overlay.upstream import RequestBody, StreamBody, Timeouts, Upstream, UpstreamResponse
 
 _GATEWAY_TIMEOUT = 504
 
@@ -82,7 +84,10 @@ class BreakerUpstream:
         try:
             response = await self.inner.fetch(head, body, timeouts=timeouts)
         except (UpstreamTimeout, UpstreamUnavailable):
-            self._report(failed=True)
+            # A request whose body streams from the client fails as often by the client (a
+            # stalled or abandoned upload) as by the upstream: it says nothing about the latter.
+            if not isinstance(body, StreamBody):
+                self._report(failed=True)
             raise
         # A cancelled or crashed exchange reports nothing: a lost trial is retried after open_s.
         self._report(failed=response.status == _GATEWAY_TIMEOUT)

@@ -33,8 +33,8 @@ from cdn_core.hop import HopRefused, check_hop
 from cdn_core.http import Headers, RequestHead
 from cdn_core.overlay_auth import Invalid, verify
 from edge.limits import RequestRejected, check_head, check_message, transfer_coding
-from edge.upstream import StreamBody, Timeouts
-from origin_shield.peers import OVERLAY_ERROR_HEADER, PeerClient
+from overlay.peers import OVERLAY_ERROR_HEADER, PeerClient
+from overlay.upstream import StreamBody, Timeouts
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The data listener on aiohttp's low-level server: what the web layer used to do, and the memos.
 
-``Expect`` is answered before the handler runs (100 Continue, or 417), middlewares a role puts on
-``Node.data_app`` wrap the handler, request targets no origin can serve get a clear 400, and the
-hit path's memos (Host values, cache keys, Cache-Status members) answer exactly what the
-functions they memoise would.
+``Expect`` is answered before the handler runs (100 Continue, or 417), the middlewares a role
+hands to ``build_node(middlewares=...)`` wrap the handler, request targets no origin can serve
+get a clear 400, and the hit path's memos (Host values, cache keys, Cache-Status members)
+answer exactly what the functions they memoise would.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry
 
 from cdn_core.testing import FakeClock
-from edge.app import Node, build_node
-from tests.edge.conftest import NODE, EdgeUnderTest, Origin, make_config
+from edge.app import Node
+from tests.edge.conftest import EdgeUnderTest, Origin, engine, make_config
 from tests.edge.test_bad_input import raw_exchange
 
 
@@ -85,7 +84,7 @@ async def test_trace_and_connect_get_405(origin: Origin, edge: EdgeUnderTest) ->
     assert origin.hits == {}
 
 
-async def test_middlewares_on_data_app_wrap_the_handler_outermost_first(
+async def test_middlewares_wrap_the_handler_outermost_first(
     origin: Origin, clock: FakeClock
 ) -> None:
     origin.static("/page", b"page", cache_control="max-age=60")
@@ -103,21 +102,21 @@ async def test_middlewares_on_data_app_wrap_the_handler_outermost_first(
         order.append("inner")
         return await handler(request)
 
-    node = build_node(make_config(origin.url), NODE, clock=clock, registry=CollectorRegistry())
-    node.data_app.middlewares.extend([outer, inner])
-    await node.start()
-    try:
-        request = b"GET /page HTTP/1.1\r\nHost: www.cdn.test\r\n"
-        status, data = await exchange(node, request + b"\r\n")
-        assert status == 200
-        assert data.endswith(b"\r\n\r\npage")
-        assert order == ["outer", "inner"]
-        status, data = await exchange(node, request + b"X-Refuse: yes\r\n\r\n")
-        assert status == 403
-        assert b"refused by the middleware" in data
-        assert order == ["outer", "inner", "outer"]
-    finally:
-        await node.stop()
+    config = make_config(origin.url)
+    async with engine(config, clock=clock, middlewares=[outer, inner]) as node:
+        await node.start()
+        try:
+            request = b"GET /page HTTP/1.1\r\nHost: www.cdn.test\r\n"
+            status, data = await exchange(node, request + b"\r\n")
+            assert status == 200
+            assert data.endswith(b"\r\n\r\npage")
+            assert order == ["outer", "inner"]
+            status, data = await exchange(node, request + b"X-Refuse: yes\r\n\r\n")
+            assert status == 403
+            assert b"refused by the middleware" in data
+            assert order == ["outer", "inner", "outer"]
+        finally:
+            await node.stop()
     assert origin.hits == {"/page": 1}
 
 
@@ -186,9 +185,9 @@ async def test_an_old_style_middleware_is_refused_at_start(
     async def legacy(app: web.Application, handler: Handler) -> Handler:
         return handler
 
-    node = build_node(make_config(origin.url), NODE, clock=clock, registry=CollectorRegistry())
-    node.data_app.middlewares.append(legacy)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="not a @web.middleware"):
-        await node.start()
-    await node.stop()
-    assert node.data_address is None
+    config = make_config(origin.url)
+    async with engine(config, clock=clock, middlewares=[legacy]) as node:
+        with pytest.raises(TypeError, match="not a @web.middleware"):
+            await node.start()
+        await node.stop()
+        assert node.data_address is None

@@ -127,3 +127,30 @@ async def test_breaker_failures_zero_turns_it_off(
     for _ in range(3):
         assert (await text_and_status(edge, "/b"))[0] == 504
     assert origin.hits["/b"] == 3
+
+
+async def test_an_abandoned_upload_does_not_open_the_breaker(
+    origin: Origin, hang: Hang, make_edge: EdgeFactory
+) -> None:
+    """An upstream request that fails because its client stopped sending the body is the
+    client's doing: it must not open the breaker for every other request."""
+
+    @origin.route("/upload")
+    async def upload(request: web.Request) -> web.Response:
+        return web.Response(text=f"got {len(await request.read())}")
+
+    edge = await make_edge(proxy={"breaker_failures": 1})
+    address = edge.node.data_address
+    assert address is not None
+    abandoned = (
+        b"POST /upload HTTP/1.1\r\nHost: www.cdn.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n"  # and then the client goes away
+    )
+    _, writer = await asyncio.open_connection(address.host, address.port)
+    writer.write(abandoned)
+    await writer.drain()
+    await wait_until(lambda: origin.hits.get("/upload") == 1)
+    writer.close()
+    await wait_until(lambda: edge.counter("cdn_upstream_requests_total", result="unavailable") == 1)
+    assert (await text_and_status(edge, "/a"))[0] == 200  # still asked: the breaker is closed
+    assert edge.counter("cdn_upstream_breaker_transitions_total", origin="site", state="open") == 0
