@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "cdn_cli.status_cmd",
     "cdn_cli.route_cmd",
     "cdn_cli.lab_cmd",
+    "cdn_cli.monitoring_cmd",
 )
 
 

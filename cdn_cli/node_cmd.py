@@ -1,7 +1,8 @@
 """``cdn edge --config F --node N`` and ``cdn shield --config F --node N``: run one node.
 
-Both run the same caching engine (``edge.app``) on uvloop; the role only changes what the node
-does on a miss and whom it accepts. The node runs until SIGINT or SIGTERM.
+Both run the same caching engine (``edge.app``) on uvloop, wired by :mod:`cdn_cli.node_root`;
+the role only changes what the node does on a miss and whom it accepts. The node runs until
+SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -49,43 +50,24 @@ def run_node(args: argparse.Namespace) -> int:
 
 
 async def serve(config: Config, node_name: str, role: Role, secret: bytes) -> None:
-    """Run the node with its overlay role until SIGINT/SIGTERM, then shut it down cleanly.
+    """Run the node in ``role`` until SIGINT/SIGTERM, then shut it down cleanly.
 
     An edge sends its misses through the shields (routes planned from the control plane's
     snapshots); a shield accepts only authenticated overlay hops (over mutual TLS with
-    ``[overlay.tls]``) and fetches from the origins.
+    ``[overlay.tls]``) and fetches from the origins. The wiring is :mod:`cdn_cli.node_root`'s.
     """
-    from controlplane.store import from_url
-    from edge.app import build_node
-    from origin_shield.role import overlay_role
+    from cdn_cli.node_root import run_node
 
-    control = from_url(config.control_plane, config.cluster)
-    # A "memory" control plane is this process's alone: it never sees the other nodes, so an
-    # edge routes on the configured shields (assumed live) instead of an empty snapshot.
-    shared = config.control_plane != "memory"
-    overlay = overlay_role(config, node_name, role, secret, control=control if shared else None)
-    node = build_node(
-        config, node_name, role=role, secret=secret, upstream_factory=overlay.upstream_factory
-    )
-    node.guards.extend(overlay.guards)
-    node.data_ssl = overlay.server_ssl
-    if overlay.overlay is not None:
-        node.routes = overlay.overlay.route_choices
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    scheme = "https" if node.data_ssl is not None else "http"
-    try:
-        await overlay.start()
-        await node.start()
+    async with run_node(config, node_name, secret, role=role) as running:
+        node = running.node
+        scheme = "https" if node.data_ssl is not None else "http"
         print(
             f"{role.value} {node_name}: serving {scheme}://{node.data_address} "
             f"(admin http://{node.admin_address}/metrics)",
             flush=True,
         )
         await stop.wait()
-    finally:
-        await node.stop()
-        await overlay.stop()
-        await control.close()

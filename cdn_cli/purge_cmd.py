@@ -9,8 +9,9 @@ from typing import Any
 
 from cdn_cli.configfile import add_config_option, read_config
 from cdn_core.errors import PurgeError
+from controlplane.connect import connect
 from controlplane.purge_log import issue_purge, new_rule, purge_and_wait
-from controlplane.store import StoreUnavailable, from_url
+from controlplane.store import StoreUnavailable
 
 _KINDS = {
     "url": ("URL", "+", "purge these URLs (absolute http(s) URLs)"),
@@ -49,7 +50,7 @@ def run_purge(args: argparse.Namespace) -> int:
 
 
 async def _purge(url: str, cluster: str, rule: Any, args: argparse.Namespace, config: Any) -> int:
-    store = from_url(url, cluster)
+    store = connect(url, cluster)
     cp = config.controlplane
     try:
         if not args.wait:

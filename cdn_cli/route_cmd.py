@@ -18,7 +18,7 @@ from cdn_core.routing import (
     decide_routes,
     route_client,
 )
-from controlplane.store import read_snapshot
+from controlplane.connect import read_snapshot
 
 
 def register(subparsers: Any) -> None:

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 from cdn_cli.configfile import add_config_option, read_config
-from cdn_core.config import RoutingPolicy
+from cdn_core.config import Config, RoutingPolicy
 
 
 def register(subparsers: Any) -> None:
@@ -24,15 +24,25 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from router.app import run_router
-
     config = read_config(args.config)
     policy = RoutingPolicy(args.policy) if args.policy else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         import uvloop
 
-        uvloop.run(run_router(config, policy=policy))
+        uvloop.run(serve(config, policy))
     except ImportError:
-        asyncio.run(run_router(config, policy=policy))
+        asyncio.run(serve(config, policy))
     return 0
+
+
+async def serve(config: Config, policy: RoutingPolicy | None) -> None:
+    """The router on its own control-plane client, until SIGINT/SIGTERM."""
+    from controlplane.connect import connect
+    from router.app import run_router
+
+    control = connect(config.control_plane, config.cluster)
+    try:
+        await run_router(config, control, policy=policy)
+    finally:
+        await control.close()

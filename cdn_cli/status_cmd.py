@@ -12,7 +12,8 @@ from typing import Any
 from cdn_cli.configfile import add_config_option, read_config
 from cdn_core.config import Config, Role
 from cdn_core.registry import ClusterSnapshot, RouteChoice
-from controlplane.store import StoreUnavailable, read_snapshot
+from controlplane.connect import read_snapshot
+from controlplane.store import StoreUnavailable
 
 
 def register(subparsers: Any) -> None:

@@ -3,7 +3,8 @@
 Two implementations share one behaviour (and one contract test suite):
 :class:`~controlplane.redis_store.RedisControlStore` for real clusters and
 :class:`~controlplane.memory_store.MemoryControlStore` for single-process use (and the lab when
-no Redis server is available). :func:`from_url` picks one from ``Config.control_plane``.
+no Redis server is available). This module knows neither: composition roots open one with
+:func:`controlplane.connect.connect` and hand it to whoever needs it.
 
 Purge log positions are Redis stream entry ids (``"<ms>-<seq>"``); ``"0-0"`` is "before the
 first entry". Every failure to reach the store surfaces as :class:`StoreUnavailable`.
@@ -100,31 +101,3 @@ def position_key(position: str) -> tuple[int, int]:
     """A stream entry id as a sortable pair; raises ValueError on a malformed one."""
     ms, _, seq = position.partition("-")
     return int(ms), int(seq or 0)
-
-
-def from_url(url: str, cluster: str) -> ControlStore:
-    """The store named by ``Config.control_plane``: a redis:// URL, or ``"memory"``.
-
-    ``"memory"`` returns the one in-memory store of ``cluster`` in this process, so that every
-    node of an in-process overlay shares it.
-    """
-    if url == "memory":
-        from controlplane.memory_store import shared_memory_store
-
-        return shared_memory_store(cluster)
-    from controlplane.redis_store import RedisControlStore
-
-    return RedisControlStore.from_url(url, cluster)
-
-
-async def read_snapshot(url: str, cluster: str) -> ClusterSnapshot:
-    """One snapshot from the store at ``url``, for a command that reads once and exits.
-
-    Raises:
-        StoreUnavailable: the store cannot be reached.
-    """
-    store = from_url(url, cluster)
-    try:
-        return await store.snapshot()
-    finally:
-        await store.close()

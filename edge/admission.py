@@ -28,7 +28,7 @@ from edge.limits import (
     transfer_coding,
 )
 from edge.server import Request
-from edge.upstream import Upstream
+from overlay.upstream import Upstream
 
 # Bounds of the memos (each is cleared when full): Host values of configured origins, and
 # primary keys of (host, target) pairs.

@@ -1,21 +1,22 @@
-"""Wiring one node: the data-plane app, the admin app, the store, metrics and upstreams.
+"""One node's engine: the data-plane server, the admin app, the store, metrics and breakers.
 
-:func:`build_node` assembles a :class:`Node` from the config; :meth:`Node.start` binds the data
-listener (``node.listen_bind``: ``bind`` when set, else ``listen``; over TLS when ``data_ssl`` is
-set, as on a shield with ``[overlay.tls]``) and the admin listener (``node.admin_listen_bind``).
-The admin listener serves ``/healthz`` and ``/metrics`` (and the control plane's routes when the
-agent runs) and never user traffic; the data listener never serves ``/metrics``: every path
-there belongs to an origin.
+:func:`build_node` assembles a :class:`Node` from the config and the parts its composition root
+hands in (:mod:`cdn_cli.node_root` runs a whole node: it owns the upstreams, the control-plane
+agent and everything else with a lifetime). :meth:`Node.start` binds the data listener
+(``node.listen_bind``: ``bind`` when set, else ``listen``; over TLS when ``data_ssl`` is set, as
+on a shield with ``[overlay.tls]``) and the admin listener (``node.admin_listen_bind``). The
+admin listener serves ``/healthz`` and ``/metrics`` (and the control plane's routes when the
+root mounts them) and never user traffic; the data listener never serves ``/metrics``: every
+path there belongs to an origin.
 
 The data listener runs on the node's own HTTP/1.1 server (:mod:`edge.server`): every request
-goes to :meth:`EdgeHandler.handle`, through the guards a role put in ``Node.guards`` (the
-shield's overlay ingress), composed once when the node starts (:func:`data_plane`). aiohttp
-serves only the admin listener.
+goes to :meth:`EdgeHandler.handle`, through the ``guards`` a role brings (the shield's overlay
+ingress), composed once when the node starts (:func:`data_plane`). aiohttp serves only the
+admin listener.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import ssl
 import time
@@ -36,50 +37,76 @@ from edge.coalesce import Coalescer
 from edge.handler import EdgeHandler
 from edge.limits import server_limits
 from edge.metrics import EdgeMetrics, RateMeter
-from edge.server import Handler, HttpServer, Request, start_server
-from edge.server.writer import Prebuilt, Response
+from edge.server import Handler, HttpServer, Prebuilt, Request, Response, start_server
 from edge.store import CacheStore
-from edge.upstream import Upstream, UpstreamFactory, direct_upstream
+from overlay.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+Routes = Callable[[], Mapping[str, RouteChoice]]
 Answer = Response | Prebuilt | None
 # A guard sees each data-plane request before the handler: it answers it itself, or calls on.
 Guard = Callable[[Request, Handler], Awaitable[Answer]]
 DRAIN_S = 10.0  # how long a stopping node lets responses in progress finish
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeCache:
+    """A node's object store and what is counted about it: what the data plane and the
+    control-plane agent share (the agent purges ``store`` and heartbeats :meth:`stats`)."""
+
+    store: CacheStore
+    metrics: EdgeMetrics
+    meter: RateMeter
+
+    @classmethod
+    def create(cls, config: Config, registry: CollectorRegistry | None = None) -> NodeCache:
+        metrics = EdgeMetrics(registry if registry is not None else CollectorRegistry())
+        store = CacheStore(config.cache.memory_bytes, on_evict=metrics.evictions.inc)
+        metrics.watch_store(lambda: store.used_bytes, lambda: len(store))
+        return cls(store=store, metrics=metrics, meter=RateMeter())
+
+    def stats(self, routes: Routes | None = None) -> NodeStats:
+        """The figures a heartbeat carries; ``routes``: the edge's last route per origin."""
+        return NodeStats(
+            cache_objects=len(self.store),
+            cache_bytes=self.store.used_bytes,
+            load_rps=self.meter.rate(),
+            routes=routes() if routes is not None else {},
+        )
+
+
 @dataclass(slots=True, kw_only=True)
 class Node:
-    """One running edge or shield: build with :func:`build_node`, then ``start``/``stop``."""
+    """One edge or shield engine: build with :func:`build_node`, then ``start``/``stop``."""
 
     config: Config
     node: NodeConfig
     role: Role
     admin_app: web.Application
-    store: CacheStore
-    metrics: EdgeMetrics
+    cache: NodeCache
     handler: EdgeHandler
-    meter: RateMeter
-    upstreams: Mapping[str, Upstream] = field(default_factory=dict)
-    guards: list[Guard] = field(default_factory=list)  # outermost first (the shield's ingress)
-    agent: Any = None  # controlplane.agent.NodeAgent when the control plane is wired in
+    upstreams: Mapping[str, Upstream] = field(default_factory=dict)  # behind their breakers
+    guards: tuple[Guard, ...] = ()  # around the handler, outermost first
     data_ssl: ssl.SSLContext | None = None  # the shield's mutual TLS (``[overlay.tls]``)
     # The edge's last route per origin (the overlay's), reported for ``cdn status``.
-    routes: Callable[[], Mapping[str, RouteChoice]] | None = None
+    routes: Routes | None = None
     data_address: HostPort | None = None
     admin_address: HostPort | None = None
     _runners: list[web.BaseRunner] = field(default_factory=list)
     _server: HttpServer | None = None
 
+    @property
+    def store(self) -> CacheStore:
+        return self.cache.store
+
+    @property
+    def metrics(self) -> EdgeMetrics:
+        return self.cache.metrics
+
     def stats(self) -> NodeStats:
-        return NodeStats(
-            cache_objects=len(self.store),
-            cache_bytes=self.store.used_bytes,
-            load_rps=self.meter.rate(),
-            routes=self.routes() if self.routes is not None else {},
-        )
+        return self.cache.stats(self.routes)
 
     async def start(self) -> None:
         log_redaction.install()
@@ -94,8 +121,6 @@ class Node:
         self.data_address = HostPort(bind.host, self._server.port)
         admin = web.AppRunner(self.admin_app, access_log=None, handle_signals=False)
         self.admin_address = await _bind(admin, self.node.admin_listen_bind, self._runners)
-        if self.agent is not None:
-            await self.agent.start()
         log.info(
             "%s %s serving on %s://%s (admin http://%s)",
             self.role.value,
@@ -106,8 +131,7 @@ class Node:
         )
 
     async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
+        """Close the listeners and stop background refreshes (the upstreams are the caller's)."""
         if self._server is not None:
             await self._server.close(drain_s=DRAIN_S)
             self._server = None
@@ -115,8 +139,6 @@ class Node:
         for runner in reversed(runners):
             await runner.cleanup()
         await self.handler.close()
-        for upstream in self.upstreams.values():
-            await upstream.close()
 
 
 async def _bind(
@@ -147,56 +169,67 @@ def build_node(
     config: Config,
     node_name: str,
     *,
+    upstreams: Mapping[str, Upstream],
     role: Role | None = None,
     clock: Clock = time.time,
-    upstream_factory: UpstreamFactory | None = None,
+    cache: NodeCache | None = None,
     registry: CollectorRegistry | None = None,
-    secret: bytes | None = None,
+    guards: Sequence[Guard] = (),
+    data_ssl: ssl.SSLContext | None = None,
+    routes: Routes | None = None,
+    cache_ready: Callable[[], bool] | None = None,
+    admin_routes: Callable[[web.Application], None] | None = None,
+    health: Callable[[], Mapping[str, Any]] | None = None,
 ) -> Node:
-    """Assemble the node ``node_name`` of ``config``.
+    """Assemble the node ``node_name`` of ``config`` around ``upstreams`` (one per origin).
 
-    ``secret`` (the cluster secret) wires in the control-plane agent when that package is
-    available: purge following, heartbeats and the admin purge route. Without it the node runs
-    its data plane alone, which is what most adapter tests want.
+    Args:
+        upstreams: where each origin's misses go; the node puts each behind its circuit
+            breaker, and never closes them (their opener does).
+        cache: the store and metrics, when the caller shares them (with the control-plane
+            agent); else new ones, counted in ``registry``.
+        guards: around the data-plane handler (the shield's overlay ingress).
+        data_ssl: the data listener's TLS context.
+        routes: the edge's last route per origin, for its heartbeats.
+        cache_ready: whether the store may be served from yet (the agent's catch-up); always,
+            without a control plane.
+        admin_routes: mounts more routes on the admin app (the control plane's ``/purge``).
+        health: more fields for ``/healthz`` (the shield's origins).
     """
     node = config.node(node_name)
-    registry = registry if registry is not None else CollectorRegistry()
-    metrics = EdgeMetrics(registry)
-    store = CacheStore(config.cache.memory_bytes, on_evict=metrics.evictions.inc)
-    metrics.watch_store(lambda: store.used_bytes, lambda: len(store))
-    factory = upstream_factory or direct_upstream
-    upstreams: dict[str, Upstream] = {
-        o.name: _with_breaker(factory(o, config.proxy), o.name, config, metrics, clock)
-        for o in config.origins
+    cache = cache or NodeCache.create(config, registry)
+    metrics = cache.metrics
+    guarded: dict[str, Upstream] = {
+        name: _with_breaker(upstream, name, config, metrics, clock)
+        for name, upstream in upstreams.items()
     }
-    meter = RateMeter()
     handler = EdgeHandler(
         config=config,
         node=node,
-        store=store,
+        store=cache.store,
         coalescer=Coalescer(wait_s=config.cache.coalesce_wait_s, clock=clock),
-        upstreams=upstreams,
+        upstreams=guarded,
         metrics=metrics,
         clock=clock,
-        meter=meter,
+        meter=cache.meter,
         role=role,
+        cache_ready=cache_ready,
     )
-    built = Node(
+    admin_app = _admin_app(node, metrics.registry, health)
+    if admin_routes is not None:
+        admin_routes(admin_app)
+    return Node(
         config=config,
         node=node,
         role=role or node.role,
-        admin_app=_admin_app(node, registry),
-        store=store,
-        metrics=metrics,
+        admin_app=admin_app,
+        cache=cache,
         handler=handler,
-        meter=meter,
-        upstreams=upstreams,
+        upstreams=guarded,
+        guards=tuple(guards),
+        data_ssl=data_ssl,
+        routes=routes,
     )
-    if secret is not None:
-        built.agent = _control_plane_agent(built, secret)
-        if built.agent is not None:
-            handler.cache_ready = lambda: bool(built.agent.ready_to_serve_from_cache)
-    return built
 
 
 def _with_breaker(
@@ -230,27 +263,17 @@ def _guarded(guard: Guard, inner: Handler) -> Handler:
     return handle
 
 
-def _admin_app(node: NodeConfig, registry: CollectorRegistry) -> web.Application:
+def _admin_app(
+    node: NodeConfig,
+    registry: CollectorRegistry,
+    health: Callable[[], Mapping[str, Any]] | None,
+) -> web.Application:
     app = web.Application()
 
     async def healthz(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", "node": node.name, "role": node.role.value})
+        fields = {"status": "ok", "node": node.name, "role": node.role.value}
+        return web.json_response({**fields, **(health() if health is not None else {})})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", make_aiohttp_handler(registry, disable_compression=True))
     return app
-
-
-def _control_plane_agent(node: Node, secret: bytes) -> Any:
-    """The control-plane agent for ``node``, or None when that package is not installed."""
-    if importlib.util.find_spec("controlplane.agent") is None:
-        log.warning("controlplane.agent is not available: running without the control plane")
-        return None
-    from controlplane.admin import add_admin_routes
-    from controlplane.agent import NodeAgent
-    from controlplane.store import from_url
-
-    control = from_url(node.config.control_plane, node.config.cluster)
-    agent = NodeAgent(node.config, node.node.name, control, node.store, node.stats)
-    add_admin_routes(node.admin_app, agent, secret)
-    return agent

@@ -1,7 +1,7 @@
 """The circuit breaker (:mod:`cdn_core.breaker`) around one origin's :class:`Upstream`.
 
-:class:`BreakerUpstream` is an :class:`~edge.upstream.Upstream` like the one it wraps. While the
-breaker is open it raises :class:`CircuitOpen` at once (status hint 503, with the seconds until
+:class:`BreakerUpstream` is an :class:`~overlay.upstream.Upstream` like the one it wraps. While
+the breaker is open it raises :class:`CircuitOpen` at once (status hint 503, with the seconds until
 a trial), so that the handler serves a stale object that ``stale-if-error`` allows, or answers
 503, without waiting on an origin that does not answer. A timeout or a refused connection counts
 as a failure, and so does a 504 from the next hop (a shield that timed out on the origin);
@@ -27,7 +27,7 @@ from cdn_core.breaker import (
 from cdn_core.config import ProxyConfig
 from cdn_core.errors import UpstreamTimeout, UpstreamUnavailable
 from cdn_core.http import RequestHead
-from edge.upstream import RequestBody, StreamBody, Timeouts, Upstream, UpstreamResponse
+from overlay.upstream import RequestBody, StreamBody, Timeouts, Upstream, UpstreamResponse
 
 _GATEWAY_TIMEOUT = 504
 

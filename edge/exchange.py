@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from cdn_core.config import OriginConfig
 from cdn_core.http import RequestHead
 from edge.server import Request
-from edge.upstream import Upstream
+from overlay.upstream import Upstream
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

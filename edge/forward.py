@@ -17,7 +17,7 @@ from cdn_core.errors import UpstreamError
 from cdn_core.http import Headers
 from edge.limits import RequestRejected
 from edge.server import BodyError, ClientDisconnected, Request
-from edge.upstream import StreamBody, UpstreamResponse
+from overlay.upstream import StreamBody, UpstreamResponse
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from edge.refresh import Refresher
 from edge.sending import Sender
 from edge.server import Request
 from edge.store import CacheStore
-from edge.upstream import Timeouts, Upstream
+from overlay.upstream import Timeouts, Upstream
 
 
 class EdgeHandler:

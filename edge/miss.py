@@ -42,7 +42,7 @@ from edge.metrics import Outcome
 from edge.parts import Parts
 from edge.respond import ServerResponse
 from edge.server import Response
-from edge.upstream import UpstreamResponse
+from overlay.upstream import UpstreamResponse
 
 
 @dataclass(frozen=True, slots=True)

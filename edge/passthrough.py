@@ -21,7 +21,7 @@ from edge.forward import BodyFailed, buffered_body, request_body
 from edge.limits import RequestRejected
 from edge.miss import Answer, MissPath, PassOn
 from edge.parts import Parts
-from edge.upstream import RequestBody
+from overlay.upstream import RequestBody
 
 BUFFER_BYTES = 1024 * 1024
 

@@ -19,7 +19,7 @@ from cdn_core.forwarding import upstream_fields, vary_with
 from cdn_core.http import Headers, RequestHead
 from edge.breaker import CircuitOpen
 from edge.metrics import EdgeMetrics, UpstreamResult
-from edge.upstream import RequestBody, Timeouts, Upstream, UpstreamResponse
+from overlay.upstream import RequestBody, Timeouts, Upstream, UpstreamResponse
 
 # Never sent up for a lookup: they are answered from the stored copy.
 _CLIENT_ONLY_FIELDS = (

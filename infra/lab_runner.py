@@ -32,8 +32,9 @@ import tomli_w
 
 from cdn_core.config import Config, HostPort, IPNetwork, Role, RoutingPolicy
 from cdn_core.registry import ClusterSnapshot, network_target
+from controlplane.connect import read_snapshot
 from controlplane.redis_server import redis_binary, start_redis_server, wait_for_port
-from controlplane.store import StoreUnavailable, read_snapshot
+from controlplane.store import StoreUnavailable
 from infra.lab_plan import LabPlan, plan_lab
 from infra.lab_wan import LabWan
 from infra.monitoring.scrape import RULES_FILE, render as render_scrape_config

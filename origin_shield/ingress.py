@@ -34,8 +34,8 @@ from edge.forward import relay
 from edge.limits import RequestRejected, check_head, check_message, transfer_coding
 from edge.miss import Answer
 from edge.server import Handler, Request, Response
-from edge.upstream import StreamBody, Timeouts
-from origin_shield.peers import OVERLAY_ERROR_HEADER, PeerClient
+from overlay.peers import OVERLAY_ERROR_HEADER, PeerClient
+from overlay.upstream import StreamBody, Timeouts
 
 log = logging.getLogger(__name__)
 

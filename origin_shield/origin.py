@@ -3,8 +3,8 @@
 The shield's caching engine calls :class:`ShieldOriginUpstream` on a miss; it unwraps the
 overlay (:func:`cdn_core.hop.strip_overlay_headers`: no ``X-Overlay-*`` field and no internal
 node name reaches the origin, ``X-Forwarded-For`` does) and fetches over the origin's own
-:class:`~edge.upstream.DirectUpstream` pool. Every exchange updates the origin's
-:class:`OriginHealth`, which ``/healthz`` and ``cdn status`` can show.
+:class:`~overlay.direct.DirectUpstream` pool. Every exchange updates the origin's
+:class:`OriginHealth`, which the shield's ``/healthz`` shows (:meth:`ShieldOrigins.healthz`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from cdn_core.config import Config, OriginConfig, ProxyConfig
 from cdn_core.errors import UpstreamError
 from cdn_core.hop import strip_overlay_headers
 from cdn_core.http import RequestHead
-from edge.upstream import DirectUpstream, RequestBody, Timeouts, Upstream, UpstreamResponse
+from overlay.direct import DirectUpstream
+from overlay.upstream import RequestBody, Timeouts, Upstream, UpstreamResponse
 
 DOWN_AFTER_FAILURES = 3
 
@@ -37,7 +38,7 @@ class OriginHealth:
 
 
 class ShieldOriginUpstream:
-    """:class:`~edge.upstream.Upstream` from a shield to one origin."""
+    """:class:`~overlay.upstream.Upstream` from a shield to one origin."""
 
     def __init__(
         self,
@@ -103,11 +104,25 @@ class ShieldOrigins:
         self.cluster = config.cluster
         self.source_address = source_address
         self.nodes = tuple(n.name for n in config.nodes)
+        self.origins = tuple(o.name for o in config.origins)
         self.health: dict[str, OriginHealth] = {}
         self._clock = clock
 
+    def healthz(self) -> dict[str, object]:
+        """The ``origins`` field of the shield's ``/healthz``: every configured origin's
+        ``{"up", "failures", "last_error"}`` (an origin not asked yet is up)."""
+        origins: dict[str, object] = {}
+        for name in self.origins:
+            health = self.health.get(name, OriginHealth())
+            origins[name] = {
+                "up": health.up,
+                "failures": health.failures,
+                "last_error": health.last_error,
+            }
+        return {"origins": origins}
+
     def factory(self) -> Callable[[OriginConfig, ProxyConfig], Upstream]:
-        """An :data:`~edge.upstream.UpstreamFactory` for ``build_node(upstream_factory=...)``."""
+        """The :data:`~overlay.upstream.UpstreamFactory` of the shield role."""
 
         def make(origin: OriginConfig, proxy: ProxyConfig) -> Upstream:
             return ShieldOriginUpstream(

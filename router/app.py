@@ -1,4 +1,8 @@
-"""The router's admin listener: ``/metrics`` (Prometheus) and ``/healthz``."""
+"""The router's admin listener (``/metrics`` and ``/healthz``), and the router run with it.
+
+:func:`run_router` takes the control-plane client from its caller (``cdn router`` opens it,
+:mod:`controlplane.connect`) and does not close it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from cdn_core.config import Config, RoutingPolicy
-from controlplane.store import from_url
+from controlplane.feed import SnapshotSource
 from router.server import DnsRouter
 
 ROUTER = web.AppKey("router", DnsRouter)
@@ -36,11 +40,13 @@ def make_admin_app(router: DnsRouter, registry: CollectorRegistry) -> web.Applic
     return app
 
 
-async def run_router(config: Config, *, policy: RoutingPolicy | None = None) -> None:
-    """Serve DNS and the admin listener until cancelled or sent SIGTERM/SIGINT."""
-    store = from_url(config.control_plane, config.cluster)
+async def run_router(
+    config: Config, control: SnapshotSource, *, policy: RoutingPolicy | None = None
+) -> None:
+    """Serve DNS and the admin listener, routing on ``control``'s snapshots, until cancelled
+    or sent SIGTERM/SIGINT."""
     registry = CollectorRegistry()
-    router = DnsRouter(config, store, registry=registry, policy=policy)
+    router = DnsRouter(config, control, registry=registry, policy=policy)
     runner: web.AppRunner | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -58,4 +64,3 @@ async def run_router(config: Config, *, policy: RoutingPolicy | None = None) -> 
         if runner is not None:
             await runner.cleanup()
         await router.close()
-        await store.close()

@@ -1,6 +1,7 @@
-"""The DNS router process: UDP and TCP listeners, and the control-plane polling loop.
+"""The DNS router process: UDP and TCP listeners fed by the control plane's snapshots.
 
-Every ``refresh_s`` the router reads a :class:`ClusterSnapshot`, recomputes the routing table
+Every ``refresh_s`` the router's :class:`~controlplane.feed.SnapshotFeed` (the one the nodes
+use) reads a :class:`ClusterSnapshot`; the router recomputes the routing table
 (:func:`cdn_core.routing.decide_routes`) and swaps it in. Queries of the plain shape are
 answered from caches (routes per client, responses per question and route, whole responses per
 exact query and source) that the general path fills; swapping the table empties the
@@ -38,12 +39,11 @@ from cdn_core.routing import (
     decide_routes,
     route_client,
 )
-from controlplane.cancellation import cancel_and_wait, raise_if_cancelling
+from controlplane.feed import SnapshotFeed, SnapshotSource
 from router import fastpath, wire
 from router.answer import NO_EDNS_LIMIT, OUR_PAYLOAD, TCP_LIMIT, Responder, Zone
 from router.metrics import DECISION_SAMPLE, RouteKey, RouterMetrics
 from router.ratelimit import ConnectionLimit, RateLimiter
-from router.source import SnapshotSource
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ MAX_TCP_CONNECTIONS = 256
 MAX_TCP_QUERIES = 1000
 CLOSE_WAIT_S = 2.0
 TCP_IDLE_S = 10.0
-SNAPSHOT_TIMEOUT_S = 2.0
 _MAX_CACHED_CLIENTS = 65536
 _MAX_CACHED_QUERIES = 65536
 _ROUTED_QTYPES = frozenset((wire.TYPE_A, wire.TYPE_AAAA, wire.TYPE_ANY))
@@ -91,7 +90,6 @@ class DnsRouter:
         fast_path: bool = True,
     ) -> None:
         self.config = config
-        self.source = source
         self.params = RoutingParams.from_dns(config.dns, policy=policy)
         self.refresh_s = refresh_s
         self.networks = NetworkTable(config.client_networks)
@@ -106,7 +104,6 @@ class DnsRouter:
         )
         self.tcp_limit = ConnectionLimit(config.dns.tcp_connections_per_source, MAX_TCP_CONNECTIONS)
         self.fast_path = fast_path
-        self.last_refresh: float | None = None
         self._clock = clock
         self._hosts = frozenset(
             name.to_wire() for name in self.zone.hosts
@@ -117,11 +114,20 @@ class DnsRouter:
         self._decisions = 0
         self._counter = itertools.count()
         self._state = RoutingState()
-        self.table = self._decide(ClusterSnapshot(taken_at=time.time()))
+        initial = ClusterSnapshot(taken_at=time.time())
+        self.table = self._decide(initial)
+        self.feed = SnapshotFeed(
+            source,
+            initial=initial,
+            interval_s=refresh_s,
+            on_snapshot=self._install,
+            on_error=self.metrics.snapshot_errors.inc,
+            clock=clock,
+            name="router",
+        )
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._tcp_writers: set[asyncio.StreamWriter] = set()
-        self._poller: asyncio.Task[None] | None = None
 
     # -- routing table -----------------------------------------------------------------------
 
@@ -147,27 +153,17 @@ class DnsRouter:
         )
         return table
 
+    def _install(self, snapshot: ClusterSnapshot) -> None:
+        self.table = self._decide(snapshot)
+
+    @property
+    def last_refresh(self) -> float | None:
+        """When (the router's clock) the control plane was last read, None if never."""
+        return self.feed.last_refresh
+
     async def refresh(self) -> bool:
         """Read the control plane once and install the new table; False if it was unreadable."""
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # races with completion, and then close() would wait for this loop forever.
-            async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
-                snapshot = await self.source.snapshot()
-        except Exception as exc:  # any store failure: keep serving the last table
-            raise_if_cancelling()
-            log.warning("cannot read the control plane, keeping the last routing table: %s", exc)
-            self.metrics.snapshot_errors.inc()
-            return False
-        self.table = self._decide(snapshot)
-        self.last_refresh = self._clock()
-        return True
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_s)
-            await self.refresh()
-            raise_if_cancelling()
+        return await self.feed.refresh()
 
     def route(self, address: IPAddress) -> ClientRoute:
         """The route for one client address, from the current table (not cached, not counted)."""
@@ -307,20 +303,22 @@ class DnsRouter:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, listen: HostPort | None = None) -> None:
-        """Read the control plane once, then listen on UDP and TCP and start polling."""
+        """Read the control plane once and keep polling it, then listen on UDP and TCP."""
         listen = listen or self.config.dns.listen
-        await self.refresh()
-        loop = asyncio.get_running_loop()
-        self._udp, _ = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self), local_addr=(listen.host, listen.port)
-        )
-        self._tcp = await asyncio.start_server(self._serve_tcp, listen.host, listen.port)
-        self._poller = asyncio.create_task(self._poll())
+        await self.feed.start()
+        try:
+            loop = asyncio.get_running_loop()
+            self._udp, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(listen.host, listen.port)
+            )
+            self._tcp = await asyncio.start_server(self._serve_tcp, listen.host, listen.port)
+        except BaseException:
+            await self.close()
+            raise
         log.info("router answering for %s on %s (udp, tcp)", self.config.dns.zone, listen)
 
     async def close(self) -> None:
-        poller, self._poller = self._poller, None
-        await cancel_and_wait(poller)
+        await self.feed.stop()
         if self._udp is not None:
             self._udp.close()
         if self._tcp is not None:

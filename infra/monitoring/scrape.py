@@ -6,7 +6,7 @@ carries ``node``, ``role`` and (for nodes) ``region`` labels, so alerts and dash
 group by them; the cluster name is an external label. Targets are the advertised ``admin``
 addresses, the ones an operator reaches (in the lab, the WAN relay fronts).
 
-Pure: the config in, the document out. ``python -m infra.monitoring scrape CONFIG`` prints it;
+Pure: the config in, the document out. ``cdn monitoring scrape CONFIG`` prints it;
 the committed ``prometheus.yml`` here is the one of ``infra/lab/default.toml``.
 """
 
@@ -27,7 +27,7 @@ ROUTER_JOB = "cdn-router"
 
 _HEADER = (
     "# Prometheus scrape config of the overlay {cluster!r}, generated from its config file by\n"
-    "# `python -m infra.monitoring scrape`. Regenerate it rather than editing it by hand.\n"
+    "# `cdn monitoring scrape`. Regenerate it rather than editing it by hand.\n"
 )
 
 

@@ -6,9 +6,9 @@ import asyncio
 
 from cdn_core.config import Role
 from cdn_core.registry import PeerEstimate
+from controlplane.connect import connect
 from controlplane.memory_store import MemoryControlStore
 from controlplane.redis_store import RedisControlStore
-from controlplane.store import from_url
 
 from .conftest import StoreUnderTest, make_report
 
@@ -86,12 +86,12 @@ async def test_malformed_report_in_redis_is_ignored(redis_url: str, cluster_name
         await store.close()
 
 
-def test_from_url_picks_the_implementation(redis_url: str, cluster_name: str) -> None:
-    memory = from_url("memory", cluster_name)
+def test_connect_picks_the_implementation(redis_url: str, cluster_name: str) -> None:
+    memory = connect("memory", cluster_name)
 
     assert isinstance(memory, MemoryControlStore)
-    assert from_url("memory", cluster_name) is memory
-    assert isinstance(from_url(redis_url, cluster_name), RedisControlStore)
+    assert connect("memory", cluster_name) is memory
+    assert isinstance(connect(redis_url, cluster_name), RedisControlStore)
 
 
 async def test_unreachable_redis_raises_store_unavailable(cluster_name: str) -> None:

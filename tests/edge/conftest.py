@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -16,6 +17,7 @@ from cdn_core.config import Config, load_config
 from cdn_core.httpdate import format_http_date
 from cdn_core.testing import FakeClock
 from edge.app import Node, build_node
+from overlay.direct import direct_upstream
 from tests.conftest import free_port
 
 HOST = "www.cdn.test"
@@ -172,29 +174,39 @@ async def origin(clock: FakeClock) -> AsyncIterator[Origin]:
         await server.stop()
 
 
+@contextlib.asynccontextmanager
+async def engine(config: Config, **kwargs: Any) -> AsyncIterator[Node]:
+    """The engine of ``NODE`` alone (no overlay, no control plane), straight to the origins;
+    built, not started (``kwargs`` go to :func:`build_node`). Its upstreams close on exit."""
+    upstreams = {o.name: direct_upstream(o, config.proxy) for o in config.origins}
+    try:
+        yield build_node(config, NODE, upstreams=upstreams, **kwargs)
+    finally:
+        for upstream in upstreams.values():
+            await upstream.close()
+
+
 EdgeFactory = Callable[..., Awaitable[EdgeUnderTest]]
 
 
 @pytest.fixture
 async def make_edge(origin: Origin, clock: FakeClock) -> AsyncIterator[EdgeFactory]:
-    started: list[tuple[Node, aiohttp.ClientSession]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**overrides: Any) -> EdgeUnderTest:
-        config = make_config(origin.url, **overrides)
-        node = build_node(config, NODE, clock=clock, registry=CollectorRegistry())
-        await node.start()
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
-        )
-        started.append((node, session))
-        return EdgeUnderTest(node, clock, session)
+        async def start(**overrides: Any) -> EdgeUnderTest:
+            config = make_config(origin.url, **overrides)
+            node = await stack.enter_async_context(
+                engine(config, clock=clock, registry=CollectorRegistry())
+            )
+            stack.push_async_callback(node.stop)
+            await node.start()
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
+            )
+            stack.push_async_callback(session.close)
+            return EdgeUnderTest(node, clock, session)
 
-    try:
         yield start
-    finally:
-        for node, session in started:
-            await session.close()
-            await node.stop()
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import dataclasses
 import aiohttp
 from aiohttp import web
 
+from cdn_cli.node_root import run_node
 from cdn_core.testing import FakeClock
-from edge.app import build_node
 from tests.edge.conftest import EdgeUnderTest, Origin, make_config, wait_until
 
 
@@ -78,23 +78,20 @@ async def test_with_the_control_plane_a_purge_reaches_the_cache(
     from controlplane.purge_log import issue_purge, new_rule
 
     config = dataclasses.replace(make_config(origin.url), cluster=cluster_name)
-    node = build_node(config, "edge-1", clock=clock, secret=b"0123456789abcdef0123")
-    assert node.agent is not None
-    await node.start()
-    try:
+    async with run_node(config, "edge-1", b"0123456789abcdef0123", clock=clock) as running:
+        agent, node = running.agent, running.node
+        assert agent is not None
         origin.static("/p", b"purge me", cache_control="max-age=600")
         url = f"http://{node.data_address}/p"
         async with aiohttp.ClientSession(headers={"Host": "www.cdn.test"}) as session:
-            await wait_until(lambda: node.agent.ready_to_serve_from_cache)
+            await wait_until(lambda: agent.ready_to_serve_from_cache)
             for _ in range(2):
                 async with session.get(url) as response:
                     await response.read()
             assert len(node.store) == 1
             rule = new_rule("url", ["http://www.cdn.test/p"], soft=False)
-            await issue_purge(node.agent.store, rule, maxlen=1000)
+            await issue_purge(running.control, rule, maxlen=1000)
             await wait_until(lambda: len(node.store) == 0)
             async with session.get(url) as response:
                 assert "fwd=uri-miss" in response.headers["Cache-Status"]
         assert origin.hits["/p"] == 2
-    finally:
-        await node.stop()

@@ -1,10 +1,9 @@
 """The data listener on the node's own server (edge.server): Expect, guards, targets, the memos.
 
-``Expect`` is answered by the server (100 Continue when the body is read, or 417), guards a
-role puts in ``Node.guards`` wrap the handler, request targets no origin can serve get a clear
-400, and the
-hit path's memos (Host values, cache keys, Cache-Status members) answer exactly what the
-functions they memoise would.
+``Expect`` is answered by the server (100 Continue when the body is read, or 417), the guards
+a role hands to ``build_node(guards=...)`` wrap the handler, request targets no origin can
+serve get a clear 400, and the hit path's memos (Host values, cache keys, Cache-Status
+members) answer exactly what the functions they memoise would.
 """
 
 from __future__ import annotations
@@ -13,12 +12,11 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from cdn_core.testing import FakeClock
-from edge.app import Answer, Node, build_node
+from edge.app import Answer, Node
 from edge.server import Handler, Request, Response
-from tests.edge.conftest import NODE, EdgeUnderTest, Origin, make_config
+from tests.edge.conftest import EdgeUnderTest, Origin, engine, make_config
 from tests.edge.test_bad_input import raw_exchange
 
 
@@ -99,21 +97,21 @@ async def test_guards_wrap_the_handler_outermost_first(origin: Origin, clock: Fa
         order.append("inner")
         return await handler(request)
 
-    node = build_node(make_config(origin.url), NODE, clock=clock, registry=CollectorRegistry())
-    node.guards.extend([outer, inner])
-    await node.start()
-    try:
-        request = b"GET /page HTTP/1.1\r\nHost: www.cdn.test\r\n"
-        status, data = await exchange(node, request + b"\r\n")
-        assert status == 200
-        assert data.endswith(b"\r\n\r\npage")
-        assert order == ["outer", "inner"]
-        status, data = await exchange(node, request + b"X-Refuse: yes\r\n\r\n")
-        assert status == 403
-        assert b"refused by the guard" in data
-        assert order == ["outer", "inner", "outer"]
-    finally:
-        await node.stop()
+    config = make_config(origin.url)
+    async with engine(config, clock=clock, guards=[outer, inner]) as node:
+        await node.start()
+        try:
+            request = b"GET /page HTTP/1.1\r\nHost: www.cdn.test\r\n"
+            status, data = await exchange(node, request + b"\r\n")
+            assert status == 200
+            assert data.endswith(b"\r\n\r\npage")
+            assert order == ["outer", "inner"]
+            status, data = await exchange(node, request + b"X-Refuse: yes\r\n\r\n")
+            assert status == 403
+            assert b"refused by the guard" in data
+            assert order == ["outer", "inner", "outer"]
+        finally:
+            await node.stop()
     assert origin.hits == {"/page": 1}
 
 

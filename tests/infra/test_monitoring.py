@@ -17,7 +17,7 @@ from edge.metrics import EdgeMetrics, Outcome, UpstreamResult
 from infra.monitoring.rules import NODE_RULES, ROUTER_RULES, rules_document
 from infra.monitoring.scrape import ROUTER_JOB, render, scrape_config
 from infra.monitoring.yaml_text import Data, dump, scalar
-from origin_shield.overlay_upstream import OverlayMetrics
+from overlay.path import OverlayMetrics
 from router.metrics import RouterMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,7 @@ def test_committed_prometheus_yml_is_the_generated_one_for_the_default_lab() -> 
 
 def test_committed_rules_yml_is_the_generated_one() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "infra.monitoring", "rules"],
+        [sys.executable, "-m", "cdn_cli.main", "monitoring", "rules"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -100,7 +100,7 @@ def test_committed_rules_yml_is_the_generated_one() -> None:
 
 def test_cli_prints_the_scrape_config_and_rejects_a_bad_config(tmp_path: Path) -> None:
     good = subprocess.run(
-        [sys.executable, "-m", "infra.monitoring", "scrape", str(LAB / "default.toml")],
+        [sys.executable, "-m", "cdn_cli.main", "monitoring", "scrape", str(LAB / "default.toml")],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -109,7 +109,7 @@ def test_cli_prints_the_scrape_config_and_rejects_a_bad_config(tmp_path: Path) -
     bad_file = tmp_path / "bad.toml"
     bad_file.write_text('cluster = "x"\nbogus = 1\n')
     bad = subprocess.run(
-        [sys.executable, "-m", "infra.monitoring", "scrape", str(bad_file)],
+        [sys.executable, "-m", "cdn_cli.main", "monitoring", "scrape", str(bad_file)],
         cwd=ROOT,
         capture_output=True,
         text=True,

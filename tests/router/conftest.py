@@ -11,8 +11,8 @@ from prometheus_client import CollectorRegistry
 
 from cdn_core.config import Config, Role, load_config
 from cdn_core.registry import ClusterSnapshot, NodeReport, PeerEstimate, network_target
+from controlplane.feed import StaticSource
 from router.server import DnsRouter
-from router.source import StaticSource
 from tests.conftest import free_port
 
 LONG_HOST = ".".join(["a" * 60, "b" * 60, "c" * 60, "cdn.test"])

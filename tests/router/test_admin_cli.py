@@ -16,10 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from controlplane.store import from_url
+from controlplane.connect import connect
+from controlplane.feed import StaticSource
 from router.app import make_admin_app
 from router.server import DnsRouter
-from router.source import StaticSource
 from tests.conftest import ROOT, free_port
 from tests.router.conftest import default_reports, make_config, make_report, snapshot_of
 
@@ -119,7 +119,7 @@ async def run_cdn(*args: str) -> tuple[int, str, str]:
 
 @pytest.mark.redis
 async def test_route_explain(config_file, redis_url, cluster_name):
-    store = from_url(redis_url, cluster_name)
+    store = connect(redis_url, cluster_name)
     try:
         await store.publish_report(make_report("edge-a", {"eu": 30.0}), 30)
         await store.publish_report(make_report("edge-b", {"eu": 9.5}, load_rps=5), 30)

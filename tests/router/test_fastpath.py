@@ -19,9 +19,9 @@ import dns.rcode
 import pytest
 from prometheus_client import CollectorRegistry
 
+from controlplane.feed import StaticSource
 from router import wire
 from router.server import DnsRouter
-from router.source import StaticSource
 from tests.conftest import free_port
 from tests.router.conftest import LONG_HOST, V6_EDGES, default_reports, make_config, snapshot_of
 

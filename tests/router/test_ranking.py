@@ -12,7 +12,7 @@ import dns.edns
 import dns.message
 import pytest
 
-from controlplane.store import from_url
+from controlplane.connect import connect
 from tests.conftest import free_port
 from tests.router.conftest import make_report
 
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
 @pytest.fixture
 async def store(redis_url, cluster_name):
-    store = from_url(redis_url, cluster_name)
+    store = connect(redis_url, cluster_name)
     yield store
     await store.close()
 
@@ -99,7 +99,7 @@ async def test_router_keeps_answering_when_the_store_fails(start_router, store, 
     await publish(store, {"edge-a": 40.0, "edge-b": 12.0})
     source = Switchable(store)
     router = await start_router(source=source)
-    dead = from_url(f"redis://127.0.0.1:{free_port()}/0", cluster_name)
+    dead = connect(f"redis://127.0.0.1:{free_port()}/0", cluster_name)
     source.store = dead
     try:
         assert not await router.refresh()

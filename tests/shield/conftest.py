@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from cdn_cli.node_root import RunningNode, run_node
 from cdn_core.config import Config, Role, load_config
-from edge.app import Node, build_node
-from origin_shield.role import OverlayRole, overlay_role
-from origin_shield.snapshot_feed import SnapshotSource
+from controlplane.store import ControlStore
+from edge.app import Node
 from tests.conftest import free_port
 
 SECRET = b"test-cluster-secret-0123456789"
@@ -110,29 +110,44 @@ def overlay_config(
     return load_config(data)
 
 
+def node_context(
+    config: Config, name: str, *, control: ControlStore | None = None, agent: bool = False
+) -> contextlib.AbstractAsyncContextManager[RunningNode]:
+    """Node ``name`` as ``cdn edge``/``cdn shield`` runs it (:func:`run_node`).
+
+    An edge routes on ``control``'s snapshots when one is given, else on the configured
+    shields; with ``agent`` the node heartbeats, probes and follows purges in the control
+    plane (``control``, else the one of the config).
+    """
+    return run_node(
+        config, name, SECRET, control=control, agent=agent, follow_snapshots=control is not None
+    )
+
+
 @dataclass
 class Running:
-    node: Node
-    role: OverlayRole
+    """A node started by :func:`start_node` (its parts in ``parts``), stopped with :meth:`stop`."""
+
+    parts: RunningNode
+    _stack: contextlib.AsyncExitStack
+
+    @property
+    def node(self) -> Node:
+        return self.parts.node
 
     async def stop(self) -> None:
-        await self.node.stop()
-        await self.role.stop()
+        await self._stack.aclose()
 
 
 async def start_node(
-    config: Config, name: str, *, control: SnapshotSource | None = None, agent: bool = False
+    config: Config, name: str, *, control: ControlStore | None = None, agent: bool = False
 ) -> Running:
-    """Start node ``name``; with ``agent`` it heartbeats and probes into the control plane."""
-    role_kind = config.node(name).role
-    role = overlay_role(config, name, role_kind, SECRET, control=control)
-    node = build_node(
-        config, name, upstream_factory=role.upstream_factory, secret=SECRET if agent else None
+    """Start node ``name`` (see :func:`node_context`); ``await running.stop()`` stops it."""
+    stack = contextlib.AsyncExitStack()
+    running = await stack.enter_async_context(
+        node_context(config, name, control=control, agent=agent)
     )
-    node.guards.extend(role.guards)
-    await role.start()
-    await node.start()
-    return Running(node=node, role=role)
+    return Running(running, stack)
 
 
 @pytest.fixture
@@ -158,16 +173,16 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
 
 @contextlib.asynccontextmanager
 async def running(
-    config: Config, names: list[str], *, control: SnapshotSource | None = None
-) -> AsyncIterator[dict[str, Running]]:
-    nodes: dict[str, Running] = {}
-    try:
+    config: Config, names: list[str], *, control: ControlStore | None = None
+) -> AsyncIterator[dict[str, RunningNode]]:
+    """Nodes ``names`` started in order (see :func:`node_context`), stopped in reverse."""
+    async with contextlib.AsyncExitStack() as stack:
+        nodes: dict[str, RunningNode] = {}
         for name in names:
-            nodes[name] = await start_node(config, name, control=control)
+            nodes[name] = await stack.enter_async_context(
+                node_context(config, name, control=control)
+            )
         yield nodes
-    finally:
-        for node in nodes.values():
-            await node.stop()
 
 
 def edge_url(config: Config, edge: str, path: str) -> str:

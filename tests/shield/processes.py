@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from cdn_core.registry import node_target, origin_target
-from controlplane.store import from_url
+from controlplane.connect import connect
 from tests.conftest import ROOT, free_port
 from tests.shield.conftest import HOST, SECRET
 
@@ -156,7 +156,7 @@ class Cluster:
     async def wait_converged(self, control_plane: str, cluster: str) -> None:
         """Until the control plane shows every edge's link to every shield up, and every
         shield's link to the origin up: from then on the edges route through the shields."""
-        store = from_url(control_plane, cluster)
+        store = connect(control_plane, cluster)
         edges = [s.name for s in self.specs.values() if s.role == "edge"]
         shields = [s.name for s in self.specs.values() if s.role == "shield"]
         wanted = [(e, node_target(s)) for e in edges for s in shields]

@@ -14,7 +14,7 @@ import aiohttp
 
 from cdn_cli.configfile import read_config
 from cdn_cli.status_cmd import render_status
-from controlplane.store import from_url
+from controlplane.connect import connect
 from tests.shield.conftest import HOST, Origin
 from tests.shield.processes import Cluster, cluster, config_text, members, node_specs
 
@@ -46,7 +46,7 @@ async def first_miss_through_shield(
 async def status_with_routes(running: Cluster, redis_url: str, cluster_name: str) -> list[str]:
     """``cdn status`` once both edges reported a route (they heartbeat every 200 ms)."""
     config = read_config(str(running.node_dir("edge-1") / "cdn.toml"))
-    store = from_url(redis_url, cluster_name)
+    store = connect(redis_url, cluster_name)
     try:
         for _ in range(ATTEMPTS):
             snapshot = await store.snapshot()

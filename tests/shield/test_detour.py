@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from cdn_core.config import HostPort
-from controlplane.store import from_url
+from controlplane.connect import connect
 from infra.wan import Relay
 from tests.shield.conftest import HOST, Origin, Running, edge_url, overlay_config, start_node
 from tests.shield.test_latency_routing import relay_to
@@ -68,11 +68,11 @@ async def test_a_far_shield_is_reached_through_a_near_relay(
         far_site = dataclasses.replace(site, url=f"http://127.0.3.9:{origin_relay.listen_port}")
         shield1_config = dataclasses.replace(config, origins=(far_site,))
 
-        control = from_url("memory", cluster_name)
+        control = connect("memory", cluster_name)
         started.append(await start_node(shield1_config, "shield-1", agent=True))
         started.append(await start_node(config, "shield-2", agent=True))
         started.append(await start_node(edge_config, "edge-1", control=control, agent=True))
-        overlay = started[-1].role.overlay
+        overlay = started[-1].parts.overlay
         assert overlay is not None
 
         for i in range(ATTEMPTS):
@@ -91,7 +91,7 @@ async def test_a_far_shield_is_reached_through_a_near_relay(
         assert origin.requests_for("/detour") == 1
         # shield-1 only relayed (nothing stored there); shield-2 stored the object.
         assert (len(relay_store), len(shield_store)) == (before[0], before[1] + 1)
-        assert started[0].role.guard is not None and not started[0].role.guard.refused
+        assert started[0].parts.guard is not None and not started[0].parts.guard.refused
         routes = overlay.route_choices()
         assert (routes["site"].shield, routes["site"].via) == ("shield-2", "shield-1")
     finally:

@@ -10,7 +10,7 @@ import aiohttp
 from cdn_core.hop import cdn_id
 from cdn_core.http import Headers
 from cdn_core.overlay_auth import sign
-from edge.upstream import SKIP_AUTO_HEADERS
+from overlay.client import SKIP_AUTO_HEADERS
 from tests.shield.conftest import HOST, SECRET, Origin, overlay_config, running
 
 # What the test's aiohttp client would add on its own: the tag covers every end-to-end field.

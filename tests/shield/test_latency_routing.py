@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from cdn_core.config import Config, HostPort
-from controlplane.store import from_url
+from controlplane.connect import connect
 from infra.wan import Link, LinkState, Relay
 from tests.shield.conftest import HOST, Origin, edge_url, overlay_config, start_node
 
@@ -84,12 +84,12 @@ async def test_nearest_shield_then_move_when_latency_changes(
         edge_config = dataclasses.replace(
             config, nodes=tuple(fronts.get(n.name, n) for n in config.nodes)
         )
-        control = from_url("memory", cluster_name)
+        control = connect("memory", cluster_name)
         for name in ("shield-1", "shield-2"):
             started.append(await start_node(config, name, agent=True))
         started.append(await start_node(edge_config, "edge-1", control=control, agent=True))
 
-        overlay = started[-1].role.overlay
+        overlay = started[-1].parts.overlay
         assert overlay is not None
         await wait_for_tier(client, edge_config, "shield-2", "before")
         assert overlay.last_routes["site"].route.primary.reason.value == "nearest"

@@ -58,7 +58,7 @@ async def test_every_shield_down_goes_direct(
             status, body, cache_status = await get(client, edge_url(config, "edge-1", f"/d{i}"))
             assert (status, body) == (200, f"body of /d{i}\n")
             assert "shield" not in cache_status
-        overlay = nodes["edge-1"].role.overlay
+        overlay = nodes["edge-1"].overlay
         assert overlay is not None
         assert overlay.locally_down() == {"shield-1", "shield-2"}
         assert overlay.last_routes["site"].route.primary.reason.value == "no-shield"
@@ -73,7 +73,7 @@ async def test_no_live_shield_in_the_control_plane_goes_direct(
     async with running(config, ["shield-1", "edge-1"], control=store) as nodes:
         status, _, cache_status = await get(client, edge_url(config, "edge-1", "/n"))
         assert status == 200 and "shield-1" not in cache_status
-        overlay = nodes["edge-1"].role.overlay
+        overlay = nodes["edge-1"].overlay
         assert overlay is not None
         assert overlay.last_routes["site"].route.primary.reason.value == "no-shield"
     assert origin.requests_for("/n") == 1

@@ -1,5 +1,8 @@
 """Mutual TLS between overlay nodes: one cluster CA, every node holding a cert it signed.
 
+The peer client (:mod:`overlay.peers`) connects with :func:`client_context`; a shield's data
+listener accepts with :func:`server_context` (both from ``[overlay.tls]``).
+
 A node accepts a peer only with a certificate chaining to the cluster CA (``CERT_REQUIRED`` on
 both sides). Peers are addressed by IP and any node of the cluster may be any peer, so the
 authentication is membership of the CA, not a host name: hostname checking is off.

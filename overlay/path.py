@@ -1,6 +1,6 @@
 """The edge's way to the origin through the shield tier: the tiered overlay path.
 
-:class:`OverlayUpstream` implements the edge's :class:`~edge.upstream.Upstream` seam. Each miss
+:class:`OverlayUpstream` implements the :class:`~overlay.upstream.Upstream` seam. Each miss
 is planned by :func:`cdn_core.overlay.plan_route` from the latest snapshot and sent along the
 primary path; a connect failure, a timeout, a 5xx or a refused hop makes an idempotent request
 go to the next path of the route, ending with the origin itself, so the user sees no error. A
@@ -8,7 +8,8 @@ peer that failed to connect or answer is marked down locally for ``hold_s``, so 
 plan around it at once instead of waiting for the control plane to notice.
 
 :class:`Overlay` is the state shared by every origin of one node: the peer connection pool,
-the snapshot feed, the local failure marks, the hysteresis memory and the route counters.
+the latest snapshot (read from :class:`controlplane.feed.SnapshotFeed` by the caller), the
+local failure marks, the hysteresis memory and the route counters.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from cdn_core.hop import strip_overlay_headers
 from cdn_core.http import RequestHead
 from cdn_core.overlay import Path, PathReason, Route, plan_route
 from cdn_core.registry import ClusterSnapshot, RouteChoice
-from edge.upstream import DirectUpstream, RequestBody, Timeouts, Upstream, UpstreamResponse
-from origin_shield.peers import PeerClient
+from overlay.direct import DirectUpstream
+from overlay.peers import PeerClient
+from overlay.upstream import RequestBody, Timeouts, Upstream, UpstreamResponse
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})  # RFC 9110 §9.2.2
 
@@ -68,12 +70,14 @@ class Overlay:
         *,
         hold_s: float | None = None,
         registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.node = node
         self.peers = peers
         self._snapshot = snapshot
+        self._clock = clock
         self._monotonic = monotonic
         probe = config.probe
         # Long enough for the control plane to notice (down_after probes + heartbeat TTL).
@@ -120,7 +124,7 @@ class Overlay:
             measured = route.primary.reason in (PathReason.NEAREST, PathReason.HYSTERESIS)
             self._previous[origin.name] = route.shield if measured else None
             self._cache[origin.name] = (snapshot, down, route)
-        self.last_routes[origin.name] = LastRoute(route=route, planned_at=time.time())
+        self.last_routes[origin.name] = LastRoute(route=route, planned_at=self._clock())
         return route
 
     def route_choices(self) -> dict[str, RouteChoice]:
@@ -136,7 +140,7 @@ class Overlay:
         }
 
     def factory(self) -> Callable[[OriginConfig, ProxyConfig], Upstream]:
-        """An :data:`~edge.upstream.UpstreamFactory` for ``build_node(upstream_factory=...)``."""
+        """The :data:`~overlay.upstream.UpstreamFactory` of the edge role."""
 
         def make(origin: OriginConfig, proxy: ProxyConfig) -> Upstream:
             source = self.config.node(self.node).source_address
@@ -145,12 +149,9 @@ class Overlay:
 
         return make
 
-    async def close(self) -> None:
-        await self.peers.close()
-
 
 class OverlayUpstream:
-    """:class:`~edge.upstream.Upstream` for one origin, through the shields when it can."""
+    """:class:`~overlay.upstream.Upstream` for one origin, through the shields when it can."""
 
     def __init__(self, overlay: Overlay, origin: OriginConfig, direct: DirectUpstream) -> None:
         self._overlay = overlay
