@@ -64,6 +64,7 @@ class Framing(NamedTuple):
 
 SUPPORTED_VERSIONS = frozenset({"1.0", "1.1"})
 _DIGITS = frozenset(b"0123456789")
+_LENGTHS_OF_NAMES = frozenset({4, 6, 14, 17})  # host, expect, content-length, transfer-encoding
 _MAX_LENGTH_DIGITS = 18  # below 2**63: no integer overflow anywhere downstream
 
 
@@ -88,8 +89,7 @@ def decide_framing(
     hosts: list[bytes] = []
     for name, value in fields:
         # Only four names matter here; testing the length first keeps lower() off most fields.
-        size = len(name)
-        if size not in (4, 6, 14, 17):
+        if len(name) not in _LENGTHS_OF_NAMES:
             continue
         lowered = name.lower()
         if lowered == b"host":
@@ -100,6 +100,8 @@ def decide_framing(
             codings.append(value)
         elif lowered == b"expect":
             expects.append(value)
+    if len(hosts) == 1 and not (lengths or codings or expects):
+        return Framing(None, False, False, hosts[0])  # most requests: one Host, no body
     refusal = _host_refusal(version, hosts)
     if refusal is not None:
         return refusal
@@ -222,9 +224,15 @@ class HeadBudget:
         self.fields += 1
         self.head_bytes += size
         self.pending = 0
-        if size > self._limits.max_field_bytes:
+        limits = self._limits
+        if size > limits.max_field_bytes:
             return _FIELD_TOO_LONG
-        return self._check_head()
+        if (
+            self.fields > limits.max_fields
+            or self.line_bytes + self.head_bytes > limits.max_head_bytes
+        ):
+            return self._check_head()
+        return None
 
     def add_trailer_field(self) -> Refusal | None:
         self.fields += 1

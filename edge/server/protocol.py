@@ -3,28 +3,31 @@
 Theory of operation
 -------------------
 :class:`HttpProtocol` is an ``asyncio.Protocol`` that owns an ``httptools.HttpRequestParser``.
-``data_received`` only feeds the parser; its callbacks build the request being parsed:
-``on_url``/``on_header`` collect the head (counted by :class:`~edge.server.framing.HeadBudget`),
+``data_received`` feeds the parser, whose callbacks build the requests of that read:
+``on_url``/``on_header`` collect a head (counted by :class:`~edge.server.framing.HeadBudget`),
 ``on_headers_complete`` applies :func:`~edge.server.framing.decide_framing` and makes the
 :class:`~edge.server.request.Request`, ``on_body``/``on_message_complete`` feed its body.
+Each parsed request joins ``_pipeline``; once the read is parsed, :meth:`_next` answers.
 
-The pipeline: a request is answered by a task running the handler; requests parsed meanwhile
-wait in ``_pipeline`` and are answered strictly in order; when ``max_pipelined`` wait, reading
-pauses. A refusal (a framing error, a head timeout) takes its place in the pipeline like a
-request, so it is written after the answers to the requests before it; parsing stops there,
-since the server no longer knows where the next request would start, and the connection
-closes after it.
+The pipeline: requests are answered strictly in order, one at a time, each handler in a task
+of its own (asyncio.timeout and cancellation need one); the requests behind it wait. At
+``max_pipelined`` waiting requests, reading pauses; while the client does not read what was
+written (the transport paused writing), no further answer is started. A refusal (a framing
+error, a limit, a timeout) takes its place in the pipeline like a request, so it is written
+after the answers to the requests before it; parsing stops there, since the server no
+longer knows where the next request would start, and the connection closes after it.
 
 Reading pauses for two reasons, tracked as flags: the pipeline is full, or a body buffer
-is over ``body_buffer_bytes`` (the handler reads slower than the client sends).
+is over ``body_buffer_bytes`` (a handler reads slower than its client sends).
 
 Timers (:class:`~edge.server.deadline.Deadline`): ``_idle`` closes a connection without a
 request in progress after ``keepalive_timeout_s`` (a new one, after the head timeout if
-shorter); ``_receive`` bounds a head from its first byte (``head_timeout_s``: 408) and the
-gaps in a body (``body_timeout_s``: 408); it is off while reading is paused by the server.
+shorter), and cuts one whose client stops reading for ``write_timeout_s``; ``_receive``
+bounds a head from its first byte (``head_timeout_s``: 408) and the gaps in a body
+(``body_timeout_s``: 408), and is off while the server itself holds the client up.
 
-Closing: after a refusal, or a response sent before its request body was received, the
-connection half-closes (``write_eof``) and discards what the client still sends for up to
+Closing: after a refusal, or any response that ends the connection, the server half-closes
+(``write_eof``) and discards what the client still sends until it closes too, for at most
 ``linger_s``. Closing a socket with unread input makes the kernel send a reset, which can
 destroy the answer before the client has read it.
 """
@@ -32,6 +35,7 @@ destroy the answer before the client has read it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -106,6 +110,7 @@ class HttpProtocol(asyncio.Protocol):
         self._flow: FlowControl | None = None
         self._remote: str | None = None
         self._is_ssl = False
+        self._context = contextvars.copy_context()  # each request runs in a copy of it
         # The message being parsed.
         self._url = b""
         self._fields: list[tuple[bytes, bytes]] = []
@@ -120,8 +125,10 @@ class HttpProtocol(asyncio.Protocol):
         self._pipeline: deque[Request | Refusal] = deque()
         # Connection state.
         self._paused_by = 0
+        self._paused_bodies = 0
         self._stopped = False  # no more requests are parsed
         self._draining = False
+        self._write_blocked = False  # a response waits for the client to read (see _next)
         self._lingering = False
         self._linger_bytes = 0
         self._peer_eof = False
@@ -188,12 +195,14 @@ class HttpProtocol(asyncio.Protocol):
             self._feed(data)
         except _Refused as exc:
             self._refuse(exc.refusal)
-            return
-        if self._in_head and was_in_head and not self._progress:
-            # A whole read inside one field: llhttp buffers it without telling us.
-            refusal = self._budget.add_pending(len(data))
-            if refusal is not None:
-                self._refuse(refusal)
+        else:
+            if self._in_head and was_in_head and not self._progress:
+                # A whole read inside one field: llhttp buffers it without telling us.
+                refusal = self._budget.add_pending(len(data))
+                if refusal is not None:
+                    self._refuse(refusal)
+        if self._active is None and self._pipeline:
+            self._next()
 
     def eof_received(self) -> bool:
         if self._lingering:
@@ -216,6 +225,10 @@ class HttpProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         assert self._flow is not None
         self._flow.resume()
+        if self._write_blocked:
+            self._write_blocked = False
+            self._idle.clear()
+            self._next()
 
     # Parsing.
 
@@ -331,12 +344,35 @@ class HttpProtocol(asyncio.Protocol):
     # The pipeline.
 
     def _enqueue(self, item: Request | Refusal) -> None:
-        if self._active is None and not self._pipeline:
-            self._dispatch(item)
-            return
+        """Queue a parsed request (or a refusal); :meth:`_next` answers it in turn."""
         self._pipeline.append(item)
         if len(self._pipeline) >= self._limits.max_pipelined:
             self._pause_reading(_PAUSED_PIPELINE)
+
+    def _next(self) -> None:
+        """Answer queued requests while they complete at once; then go idle (or close).
+
+        A loop, not recursion: one read can hold thousands of tiny pipelined requests.
+        """
+        while self._active is None and not self._lost:
+            if self._draining:
+                self._close(linger=True)
+                return
+            if not self._pipeline:
+                if self._stopped:
+                    self._close(linger=True)
+                elif not self._in_head:
+                    self._idle.set(self._limits.keepalive_timeout_s)
+                return
+            if self.writing_paused:
+                # The client is not reading; answer more once it does (resume_writing).
+                self._write_blocked = True
+                self._idle.set(self._limits.write_timeout_s)
+                return
+            item = self._pipeline.popleft()
+            if len(self._pipeline) < self._limits.max_pipelined:
+                self._resume_reading(_PAUSED_PIPELINE)
+            self._dispatch(item)
 
     def _dispatch(self, item: Request | Refusal) -> None:
         if isinstance(item, Refusal):
@@ -344,39 +380,25 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._active = item
         self._idle.clear()
-        self._task = self._loop.create_task(self._serve(item))
+        # Every handler runs in a task of its own: asyncio.timeout(), current_task() and
+        # cancellation need one (an eager first step outside a task broke them on 3.11).
+        context = self._context.copy()  # not the current one: it may be the last request's
+        self._task = self._loop.create_task(self._finish(item), context=context)
 
-    def _next(self) -> None:
-        """After a response: answer the next queued request, or go idle (or close)."""
-        if self._draining:
-            self._close(linger=True)
-        elif self._pipeline:
-            item = self._pipeline.popleft()
-            if len(self._pipeline) < self._limits.max_pipelined:
-                self._resume_reading(_PAUSED_PIPELINE)
-            self._dispatch(item)
-        elif self._stopped:
-            self._close(linger=True)
-        elif not self._in_head:
-            self._idle.set(self._limits.keepalive_timeout_s)
-
-    async def _serve(self, request: Request) -> None:
-        writer = request.writer
+    async def _finish(self, request: Request) -> None:
         try:
-            await self._respond(request, writer)
+            await self._respond(request, request.writer)
         finally:
             self._task = None
-            self._active = None
-        if writer.close or self._lost:
-            self._close(linger=True)
-            return
-        if self.writing_paused:
-            assert self._flow is not None
-            try:
-                await self._flow.drain()
-            except ConnectionError:
-                return
+        self._settle(request)
         self._next()
+
+    def _settle(self, request: Request) -> None:
+        """The response to ``request`` is written (or cut): close if it said so."""
+        self._active = None
+        request.content.detach()
+        if request.writer.close or self._lost:
+            self._close(linger=True)
 
     async def _respond(self, request: Request, writer: ResponseWriter) -> None:
         try:
@@ -433,14 +455,15 @@ class HttpProtocol(asyncio.Protocol):
         request.content.fail(BodyError(refusal))
         if self._pipeline and self._pipeline[-1] is request:
             self._pipeline[-1] = refusal
+            request.content.detach()
 
     # The writer's channel.
 
     def closes_after_response(self) -> bool:
         request = self._active
         return (
-            self._stopped
-            or self._draining
+            self._draining
+            or (self._stopped and not self._pipeline)  # else the queue is answered first
             or request is None
             or not request.keep_alive
             or not request.content.is_eof()
@@ -453,10 +476,14 @@ class HttpProtocol(asyncio.Protocol):
     # The body streams' controller.
 
     def pause_body(self) -> None:
+        self._paused_bodies += 1
         self._pause_reading(_PAUSED_BODY)
 
     def resume_body(self) -> None:
-        self._resume_reading(_PAUSED_BODY)
+        # Counted: a queued request's full buffer holds reading up as well as the active one's.
+        self._paused_bodies -= 1
+        if not self._paused_bodies:
+            self._resume_reading(_PAUSED_BODY)
 
     def body_wanted(self, stream: BodyStream) -> None:
         request = self._active
@@ -503,7 +530,10 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.pause_reading()
 
     def _on_idle_timeout(self) -> None:
-        if self._lingering or self.is_idle():
+        if self._write_blocked or self._lingering:
+            # The client neither reads nor closes: closing would wait for a flush forever.
+            self.transport.abort()
+        elif self.is_idle():
             self.transport.close()
 
     def _on_receive_timeout(self) -> None:
@@ -511,6 +541,8 @@ class HttpProtocol(asyncio.Protocol):
             self._refuse(HEAD_TIMEOUT)
         elif self._receiving is not None:
             self._refuse(BODY_TIMEOUT)
+        if self._active is None:
+            self._next()
 
     def _close(self, *, linger: bool) -> None:
         """End the connection once what was written is flushed; with ``linger``, half-close

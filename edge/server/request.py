@@ -109,6 +109,15 @@ class BodyStream:
             self._exc = exc
             self._wake()
 
+    def detach(self) -> None:
+        """The request is answered: drop what nobody will read, and stop holding up reading."""
+        self._chunks.clear()
+        self._size = 0
+        if self._paused:
+            self._paused = False
+            if self._control is not None:
+                self._control.resume_body()
+
     @property
     def wanted(self) -> bool:
         """Whether a reader has waited for bytes (what ``100 Continue`` waits for)."""

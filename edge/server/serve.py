@@ -85,7 +85,7 @@ async def start_server(
         host,
         port,
         ssl=ssl,
-        reuse_port=reuse_port or None,
+        reuse_port=reuse_port,
         backlog=backlog,
     )
     return HttpServer(server, registry)

@@ -10,6 +10,11 @@ Every response is written with one ``transport.writelines`` call, and every stat
 * :class:`Prebuilt`: the hit fast path. ``head`` is the stored status line and fields, ``tail``
   the per-request fields, the blank line and the body (a ``memoryview``, not copied); the
   server inserts only the ``Connection`` field (:func:`connection_field`) between them;
+
+The head of a response is joined into one ``bytes`` (a few hundred bytes copied) and written
+with the body in one ``writelines([head, body])``: every extra buffer costs more in the
+transport's ``writev`` than the copy (measured: 5 buffers instead of 2 cost ~15% of a 1 KiB
+hit), while the body itself is never copied.
 * streaming through :class:`ResponseWriter` (``start``/``write``/``finish``), which frames an
   unknown length as chunked (close-delimited for HTTP/1.0) and awaits the transport's flow
   control after each write, so a slow client never makes the node buffer a whole object.
@@ -122,8 +127,9 @@ class Response:
 class Prebuilt:
     """A response in wire form: ``head`` (status line and stored fields, no ``Date``,
     ``Connection`` or framing), then ``tail`` (per-request fields, ``Content-Length``, the
-    blank line, the body). The server writes ``[head, <Connection field>, *tail]`` in one
-    ``writelines``; ``status`` is for the server's bookkeeping. Never for HEAD."""
+    blank line, and last the body). The server writes ``head``, the ``Connection`` field if
+    needed, and ``tail`` in one ``writelines``, everything before the body joined (the body
+    is not copied); ``status`` is for the server's bookkeeping. Never for HEAD."""
 
     __slots__ = ("head", "status", "tail")
 
@@ -260,7 +266,7 @@ class ResponseWriter:
         parts += (connection_field(close=self.close, version=self._version), b"\r\n")
         self.status = status
         self._state = _State.STREAMING
-        transport.writelines(parts)
+        transport.write(b"".join(parts))
         await self._channel.drain()
 
     def _stream_framing(self, status: int, length: int | None, declared: str | None) -> bytes:
@@ -347,34 +353,35 @@ class ResponseWriter:
             raise ValueError("a Prebuilt response carries a body; HEAD needs a Response")
         self.status = response.status
         self.close = close = self._channel.closes_after_response()
+        *fields, body = response.tail
         field = connection_field(close=close, version=self._version)
         if field:
-            return [response.head, field, *response.tail]
-        return [response.head, *response.tail]
+            return [b"".join([response.head, field, *fields]), body]
+        return [b"".join([response.head, *fields]), body]
 
     def _response_parts(self, response: Response) -> list[bytes | memoryview]:
         status, body = response.status, response.body
         if status < 200:
             raise ValueError("an interim response goes through write_interim()")
         declared, has_date = _scan_fields(response.fields)
-        parts: list[bytes | memoryview] = [status_line(status), _encode_fields(response.fields)]
+        head = [status_line(status), _encode_fields(response.fields)]
         send_body = not self._head_request
         if status in _BODYLESS_STATUSES:
             if body:
                 raise ValueError(f"a {status} response has no body")
             send_body = False
         elif declared is None:
-            parts.append(b"Content-Length: %d\r\n" % len(body))
+            head.append(b"Content-Length: %d\r\n" % len(body))
         elif send_body and declared != str(len(body)):
             raise ValueError("Content-Length in fields contradicts the body")
         if not has_date:
-            parts.append(date_field())
+            head.append(date_field())
         self.status = status
         self.close = close = response.close or self._channel.closes_after_response()
-        parts += (connection_field(close=close, version=self._version), b"\r\n")
+        head += (connection_field(close=close, version=self._version), b"\r\n")
         if send_body and body:
-            parts.append(body)
-        return parts
+            return [b"".join(head), body]
+        return [b"".join(head)]
 
     def send_refusal(self, refusal: Refusal, fields: Sequence[Field] = ()) -> None:
         """The server's own answer to a request it refuses (or could not serve)."""
