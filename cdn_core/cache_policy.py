@@ -7,8 +7,9 @@ from upstream goes through :func:`decide_store` (§3, in :mod:`cdn_core.storabil
 :func:`freshen` for a 304 (§4.3.4) or :func:`freshen_from_head` for a 200 to HEAD (§4.3.5), both
 in :mod:`cdn_core.validation`. Unsafe methods invalidate (§4.4) via :func:`invalidated_keys`.
 Upstream failures are covered by :func:`can_serve_stale_on_error` (RFC 5861). Nothing here reads
-a clock or does I/O. The names of :mod:`cdn_core.storability` and :mod:`cdn_core.validation` are
-re-exported here, so adapters can import the whole policy from one place.
+a clock or does I/O. :class:`CacheOptions` (from :mod:`cdn_core.cache_options`) and the names of
+:mod:`cdn_core.storability` and :mod:`cdn_core.validation` are re-exported here, so adapters can
+import the whole policy from one place.
 
 Policy choices, documented here because the RFCs leave them open (storing: see
 :mod:`cdn_core.storability`):
@@ -24,14 +25,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from cdn_core.cache_control import CacheControl, request_cache_control
 from cdn_core.cache_key import key_of, normalize_host, primary_key, variant_of
+from cdn_core.cache_options import CacheOptions as CacheOptions
 from cdn_core.cache_status import Forward
 from cdn_core.entry import StoredEntry
-from cdn_core.freshness import age_and_ttl, entry_freshness, remaining_ttl_s
+from cdn_core.freshness import age_and_ttl, remaining_ttl_s
 from cdn_core.http import Headers, RequestHead, ResponseHead
 from cdn_core.storability import (
     UNDERSTOOD_STATUSES as UNDERSTOOD_STATUSES,
@@ -54,36 +55,9 @@ from cdn_core.validation import (
     is_not_modified as is_not_modified,
 )
 
-if TYPE_CHECKING:
-    from cdn_core.config import CacheConfig
-
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 LOOKUP_METHODS = frozenset({"GET", "HEAD"})
 MAX_AGE_HEADER = 2_147_483_648
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CacheOptions:
-    """Knobs of the cache policy; ``shared=True`` is the CDN case (s-maxage honoured, private
-    refused). ``stale_grace_s`` lets an upstream failure be answered with content stale by at
-    most that many seconds even without ``stale-if-error`` (RFC 9111 §4.2.4, disconnected)."""
-
-    shared: bool = True
-    heuristic_fraction: float = 0.1
-    max_heuristic_s: float = 86400.0
-    hit_for_miss_s: float = 120.0
-    max_object_bytes: int = 64 * 1024**2
-    stale_grace_s: float = 0.0
-
-    @classmethod
-    def from_config(cls, config: CacheConfig) -> CacheOptions:
-        return cls(
-            heuristic_fraction=config.heuristic_fraction,
-            max_heuristic_s=config.max_heuristic_s,
-            hit_for_miss_s=config.hit_for_miss_s,
-            max_object_bytes=config.max_object_bytes,
-            stale_grace_s=config.stale_grace_s,
-        )
 
 
 class MissReason(enum.Enum):
@@ -192,7 +166,7 @@ def decide_lookup(
     if entry is None:
         reason = MissReason.VARY_MISMATCH if candidates else MissReason.NO_ENTRY
         return _miss(reason, request_cc)
-    response_cc = entry_freshness(entry, options=options).cache_control
+    response_cc = entry.freshness.cache_control
     if "authorization" in head.headers and not authorization_allows(response_cc, options):
         return _miss(MissReason.AUTHORIZATION, request_cc)
     if request_cc.no_cache:
@@ -285,7 +259,7 @@ def can_serve_stale_on_error(
         True when serving the stale entry is allowed.
     """
     options = options or CacheOptions()
-    response_cc = entry_freshness(entry, options=options).cache_control
+    response_cc = entry.freshness.cache_control
     if _forbids_stale(response_cc, options):
         return False
     request_cc = request_cache_control(head.headers)

@@ -14,7 +14,11 @@ _TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
 
 
 class Forward(enum.Enum):
-    """Why the request went forward (RFC 9211 §2.2)."""
+    """Why the request went forward (RFC 9211 §2.2).
+
+    RFC 9211's ``partial`` is absent: partial content is never stored, so a request never goes
+    forward to complete a stored part.
+    """
 
     BYPASS = "bypass"
     METHOD = "method"
@@ -23,7 +27,6 @@ class Forward(enum.Enum):
     MISS = "miss"
     REQUEST = "request"
     STALE = "stale"
-    PARTIAL = "partial"
 
 
 def cache_status_entry(

@@ -3,7 +3,9 @@
 :func:`load_config` is pure: it takes the parsed TOML mapping (and the directory that relative
 paths are resolved against) and returns a :class:`Config`, or raises :class:`ConfigError` naming
 the dotted key path and the bad value. An unknown key is an error, never silently ignored.
-Sizes accept ``"256MiB"`` and durations ``"30s"`` / ``"250ms"``.
+Sizes accept ``"256MiB"`` and durations ``"30s"`` / ``"250ms"``. Every default is written once,
+on its dataclass field; the loaders read it from there (a default instance, or
+:class:`~cdn_core.config_fields.FieldDefaults` for sections with required keys).
 """
 
 from __future__ import annotations
@@ -224,42 +226,49 @@ class Config:
 
 
 def _load_dns(data: object) -> DnsConfig:
+    d = read.FieldDefaults(DnsConfig)
     with read.section(data, "dns") as s:
         return DnsConfig(
             zone=s.need("zone", read.hostname),
             listen=s.need("listen", read.host_port),
-            ttl_s=s.get("ttl_s", read.integer(0, 86400), 20),
-            answers=s.get("answers", read.integer(1, 16), 1),
-            admin=s.get("admin", read.host_port, None),
-            policy=s.get("policy", read.one_of(RoutingPolicy), RoutingPolicy.LATENCY),
-            switch_margin_ms=s.get("switch_margin_ms", read.number(0), 5.0),
-            switch_margin_ratio=s.get("switch_margin_ratio", read.number(0, 10), 0.1),
-            overload_spill_share=s.get("overload_spill_share", read.number(0, 1), 0.5),
-            stale_after_s=s.get("stale_after", read.positive_duration, 10.0),
-            rate_limit_qps=s.get("rate_limit_qps", read.number(1), 2000.0),
-            rate_limit_burst=s.get("rate_limit_burst", read.number(1), 4000.0),
+            ttl_s=s.get("ttl_s", read.integer(0, 86400), d.ttl_s),
+            answers=s.get("answers", read.integer(1, 16), d.answers),
+            admin=s.get("admin", read.host_port, d.admin),
+            policy=s.get("policy", read.one_of(RoutingPolicy), d.policy),
+            switch_margin_ms=s.get("switch_margin_ms", read.number(0), d.switch_margin_ms),
+            switch_margin_ratio=s.get(
+                "switch_margin_ratio", read.number(0, 10), d.switch_margin_ratio
+            ),
+            overload_spill_share=s.get(
+                "overload_spill_share", read.number(0, 1), d.overload_spill_share
+            ),
+            stale_after_s=s.get("stale_after", read.positive_duration, d.stale_after_s),
+            rate_limit_qps=s.get("rate_limit_qps", read.number(1), d.rate_limit_qps),
+            rate_limit_burst=s.get("rate_limit_burst", read.number(1), d.rate_limit_burst),
             # at most the router's total of 256 open TCP connections
             tcp_connections_per_source=s.get(
-                "tcp_connections_per_source", read.integer(1, 256), 16
+                "tcp_connections_per_source", read.integer(1, 256), d.tcp_connections_per_source
             ),
-            ns_address=s.get("ns_address", read.ip, None),
+            ns_address=s.get("ns_address", read.ip, d.ns_address),
         )
 
 
 def _load_origin(path: str, data: object) -> OriginConfig:
+    d = read.FieldDefaults(OriginConfig)
     with read.section(data, path) as s:
         return OriginConfig(
             name=s.need("name", read.name),
             hostnames=s.need("hostnames", read.list_of(read.hostname)),
             url=s.need("url", read.url),
-            shield_policy=s.get("shield_policy", read.one_of(ShieldPolicy), ShieldPolicy.NEAREST),
-            probe_path=s.get("probe_path", read.non_empty_str, "/"),
-            host_header=s.get("host_header", read.host_header, None),
-            pass_headers=s.get("pass_headers", read.list_of(read.passed_field), ()),
+            shield_policy=s.get("shield_policy", read.one_of(ShieldPolicy), d.shield_policy),
+            probe_path=s.get("probe_path", read.non_empty_str, d.probe_path),
+            host_header=s.get("host_header", read.host_header, d.host_header),
+            pass_headers=s.get("pass_headers", read.list_of(read.passed_field), d.pass_headers),
         )
 
 
 def _load_node(path: str, data: object) -> NodeConfig:
+    d = read.FieldDefaults(NodeConfig)
     with read.section(data, path) as s:
         listen = s.need("listen", read.host_port)
         return NodeConfig(
@@ -269,21 +278,22 @@ def _load_node(path: str, data: object) -> NodeConfig:
             listen=listen,
             admin=s.need("admin", read.host_port),
             public_address=s.get("public_address", read.ip, listen.host),
-            capacity_rps=s.get("capacity_rps", read.number(1), None),
-            bind=s.get("bind", read.host_port, None),
-            admin_bind=s.get("admin_bind", read.host_port, None),
-            source_address=s.get("source_address", read.ip, None),
+            capacity_rps=s.get("capacity_rps", read.number(1), d.capacity_rps),
+            bind=s.get("bind", read.host_port, d.bind),
+            admin_bind=s.get("admin_bind", read.host_port, d.admin_bind),
+            source_address=s.get("source_address", read.ip, d.source_address),
         )
 
 
 def _load_client_network(path: str, data: object) -> ClientNetwork:
+    d = read.FieldDefaults(ClientNetwork)
     with read.section(data, path) as s:
         return ClientNetwork(
             name=s.need("name", read.name),
             region=s.need("region", read.name),
             prefixes=s.need("prefixes", read.list_of(read.network)),
             probe=s.need("probe", read.probe_address),
-            probe_url=s.get("probe", read.probe_url, None),
+            probe_url=s.get("probe", read.probe_url, d.probe_url),
         )
 
 
@@ -293,11 +303,11 @@ def _load_cache(data: object) -> CacheConfig:
         config = CacheConfig(
             memory_bytes=s.get("memory_bytes", read.size, d.memory_bytes),
             max_object_bytes=s.get("max_object_bytes", read.size, d.max_object_bytes),
-            heuristic_fraction=s.get("heuristic_fraction", read.number(0, 1), 0.1),
-            max_heuristic_s=s.get("max_heuristic", read.duration, 86400.0),
-            hit_for_miss_s=s.get("hit_for_miss", read.duration, 120.0),
-            coalesce_wait_s=s.get("coalesce_wait", read.positive_duration, 10.0),
-            stale_grace_s=s.get("stale_grace", read.duration, 0.0),
+            heuristic_fraction=s.get("heuristic_fraction", read.number(0, 1), d.heuristic_fraction),
+            max_heuristic_s=s.get("max_heuristic", read.duration, d.max_heuristic_s),
+            hit_for_miss_s=s.get("hit_for_miss", read.duration, d.hit_for_miss_s),
+            coalesce_wait_s=s.get("coalesce_wait", read.positive_duration, d.coalesce_wait_s),
+            stale_grace_s=s.get("stale_grace", read.duration, d.stale_grace_s),
         )
     if config.max_object_bytes > config.memory_bytes:
         raise ConfigError(
@@ -324,20 +334,23 @@ def _load_proxy(data: object) -> ProxyConfig:
             upstream_pool_size=s.get(
                 "upstream_pool_size", read.integer(1, 100_000), d.upstream_pool_size
             ),
-            keepalive_timeout_s=s.get("keepalive_timeout", read.positive_duration, 30.0),
+            keepalive_timeout_s=s.get(
+                "keepalive_timeout", read.positive_duration, d.keepalive_timeout_s
+            ),
             breaker_failures=s.get("breaker_failures", read.integer(0, 1000), d.breaker_failures),
             breaker_open_s=s.get("breaker_open", read.positive_duration, d.breaker_open_s),
         )
 
 
 def _load_probe(data: object) -> ProbeConfig:
+    d = ProbeConfig()
     with read.section(data, "probe") as s:
         config = ProbeConfig(
-            interval_s=s.get("interval", read.positive_duration, 1.0),
-            timeout_s=s.get("timeout", read.positive_duration, 1.0),
-            window=s.get("window", read.integer(1, 1000), 8),
-            down_after=s.get("down_after", read.integer(1, 100), 3),
-            up_after=s.get("up_after", read.integer(1, 100), 2),
+            interval_s=s.get("interval", read.positive_duration, d.interval_s),
+            timeout_s=s.get("timeout", read.positive_duration, d.timeout_s),
+            window=s.get("window", read.integer(1, 1000), d.window),
+            down_after=s.get("down_after", read.integer(1, 100), d.down_after),
+            up_after=s.get("up_after", read.integer(1, 100), d.up_after),
         )
     if config.interval_s > 2.0:
         raise ConfigError("probe.interval", config.interval_s, "must be at most 2s")
@@ -348,12 +361,18 @@ def _load_controlplane(data: object, base_dir: str | None) -> ControlPlaneConfig
     d = ControlPlaneConfig()
     with read.section(data, "controlplane") as s:
         config = ControlPlaneConfig(
-            heartbeat_interval_s=s.get("heartbeat_interval", read.positive_duration, 1.0),
-            node_ttl_s=s.get("node_ttl", read.positive_duration, 3.0),
+            heartbeat_interval_s=s.get(
+                "heartbeat_interval", read.positive_duration, d.heartbeat_interval_s
+            ),
+            node_ttl_s=s.get("node_ttl", read.positive_duration, d.node_ttl_s),
             purge_log_maxlen=s.get("purge_log_maxlen", read.integer(100), d.purge_log_maxlen),
-            purge_wait_timeout_s=s.get("purge_wait_timeout", read.positive_duration, 5.0),
+            purge_wait_timeout_s=s.get(
+                "purge_wait_timeout", read.positive_duration, d.purge_wait_timeout_s
+            ),
             shield_ack_wait_s=s.get("shield_ack_wait", read.duration, d.shield_ack_wait_s),
-            state_dir=read.resolve_opt(s.get("state_dir", read.non_empty_str, None), base_dir),
+            state_dir=read.resolve_opt(
+                s.get("state_dir", read.non_empty_str, d.state_dir), base_dir
+            ),
         )
     if config.node_ttl_s <= config.heartbeat_interval_s:
         raise ConfigError(
@@ -365,6 +384,7 @@ def _load_controlplane(data: object, base_dir: str | None) -> ControlPlaneConfig
 
 
 def _load_overlay(data: object, base_dir: str | None) -> OverlayConfig:
+    d = OverlayConfig()
     with read.section(data, "overlay") as s:
         tls_data = s.raw("tls")
         tls = None
@@ -376,17 +396,20 @@ def _load_overlay(data: object, base_dir: str | None) -> OverlayConfig:
                     key_file=read.resolve(t.need("key_file", read.non_empty_str), base_dir),
                 )
         return OverlayConfig(
-            switch_margin_ms=s.get("switch_margin_ms", read.number(0), 5.0),
-            switch_margin_ratio=s.get("switch_margin_ratio", read.number(0, 10), 0.1),
-            detour_margin_ms=s.get("detour_margin_ms", read.number(0), 20.0),
-            degraded_loss=s.get("degraded_loss", read.number(0, 1), 0.2),
-            hop_limit=s.get("hop_limit", read.integer(1, 16), 4),
-            auth_max_skew_s=s.get("auth_max_skew", read.positive_duration, 30.0),
+            switch_margin_ms=s.get("switch_margin_ms", read.number(0), d.switch_margin_ms),
+            switch_margin_ratio=s.get(
+                "switch_margin_ratio", read.number(0, 10), d.switch_margin_ratio
+            ),
+            detour_margin_ms=s.get("detour_margin_ms", read.number(0), d.detour_margin_ms),
+            degraded_loss=s.get("degraded_loss", read.number(0, 1), d.degraded_loss),
+            hop_limit=s.get("hop_limit", read.integer(1, 16), d.hop_limit),
+            auth_max_skew_s=s.get("auth_max_skew", read.positive_duration, d.auth_max_skew_s),
             tls=tls,
         )
 
 
 def _load_lab(data: object, regions: set[str]) -> LabConfig:
+    d = LabConfig()
     with read.section(data, "lab") as s:
         pairs: dict[frozenset[str], float] = {}
         rtt_data = s.raw("rtt_ms", {})
@@ -399,10 +422,12 @@ def _load_lab(data: object, regions: set[str]) -> LabConfig:
                     )
                 pairs[frozenset((a, b))] = r.need(pair, read.number(0, 10_000))
         return LabConfig(
-            intra_region_rtt_ms=s.get("intra_region_rtt_ms", read.number(0, 10_000), 4.0),
+            intra_region_rtt_ms=s.get(
+                "intra_region_rtt_ms", read.number(0, 10_000), d.intra_region_rtt_ms
+            ),
             rtt_ms=pairs,
-            origin_region=s.get("origin_region", read.name, ""),
-            redis=s.get("redis", read.non_empty_str, "auto"),
+            origin_region=s.get("origin_region", read.name, d.origin_region),
+            redis=s.get("redis", read.non_empty_str, d.redis),
         )
 
 

@@ -3,13 +3,15 @@
 :class:`Section` remembers the keys it was asked for so that any other key is refused; the
 converters turn a raw TOML value into a typed one or raise ``ValueError`` with the reason, which
 :class:`Section` wraps into a :class:`ConfigError` naming the dotted key and the value.
+:class:`FieldDefaults` hands a loader the defaults declared on a config dataclass's fields.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
-import os.path
+import posixpath
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -96,6 +98,24 @@ def section(data: object, path: str) -> Iterator[Section]:
     section = Section(data, path)
     yield section
     section.finish()
+
+
+class FieldDefaults:
+    """The declared defaults of a dataclass's fields, read as attributes.
+
+    Loaders of sections with required keys (which cannot build a default instance) read their
+    defaults from here, so that each default is written once: on its dataclass field.
+    """
+
+    def __init__(self, cls: type[Any]) -> None:
+        fields = dataclasses.fields(cls)
+        self._values = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no default for {name!r}") from None
 
 
 def non_empty_str(value: object) -> str:
@@ -253,9 +273,10 @@ def probe_url(value: object) -> str | None:
 
 
 def resolve(path: str, base_dir: str | None) -> str:
-    if base_dir is None or os.path.isabs(path):
+    """``path`` made absolute against ``base_dir`` (string arithmetic only: no file is read)."""
+    if base_dir is None or posixpath.isabs(path):
         return path
-    return os.path.normpath(os.path.join(base_dir, path))
+    return posixpath.normpath(posixpath.join(base_dir, path))
 
 
 def resolve_opt(path: str | None, base_dir: str | None) -> str | None:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from cdn_core.http import ResponseHead
+from cdn_core.lifetime import HeadFreshness, head_freshness
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,10 +18,10 @@ class StoredEntry:
     present. ``CDN-Cache-Control`` stays (freshness needs it) and is removed on the way out.
     ``stale_at`` marks a soft purge: from that time on the entry counts as stale.
 
-    ``memo`` holds what :mod:`cdn_core.freshness` derived from the stored head (parsed
-    directives, initial age, lifetime), so a hit does arithmetic only. It is a pure function of
-    the other fields, set at most once per options, never compared, and a copy made with
-    :func:`dataclasses.replace` starts without it.
+    ``freshness`` is what the stored head yields for reuse (parsed directives, lifetime inputs,
+    corrected initial age: :func:`cdn_core.lifetime.head_freshness`), so that a hit does
+    arithmetic only. It is computed from the other fields while the entry is built (a copy
+    made with :func:`dataclasses.replace` computes its own), and never compared or shown.
     """
 
     key: str
@@ -35,7 +36,15 @@ class StoredEntry:
     body_size: int
     surrogate_keys: frozenset[str] = frozenset()
     stale_at: float | None = None
-    memo: object = field(default=None, init=False, repr=False, compare=False)
+    freshness: HeadFreshness = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Part of building the (frozen) entry, not a later change: the value depends only on
+        # the fields above, and dataclasses.replace runs this again for every copy.
+        facts = head_freshness(
+            self.response, request_time=self.request_time, response_time=self.response_time
+        )
+        object.__setattr__(self, "freshness", facts)
 
     @property
     def etag(self) -> str | None:

@@ -18,10 +18,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from cdn_core.http import Headers, strip_hop_by_hop
-from cdn_core.overlay_auth import AUTH_HEADER, NODE_HEADER, ROUTE_HEADER, TIME_HEADER
 
 OVERLAY_PREFIX = "x-overlay-"
-OVERLAY_HEADERS = frozenset({AUTH_HEADER, NODE_HEADER, ROUTE_HEADER, TIME_HEADER})
 LOOP_STATUS = 508
 _PROTOCOL = "1.1"
 

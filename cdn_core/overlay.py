@@ -34,7 +34,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cdn_core.config import OverlayConfig, ShieldPolicy
-from cdn_core.registry import ClusterSnapshot, PeerEstimate, node_target, origin_target
+from cdn_core.registry import (
+    ClusterSnapshot,
+    NodeReport,
+    PeerEstimate,
+    node_target,
+    origin_target,
+)
 
 # RFC 6298 §2.1: the initial retransmission timeout is 1 s; a lost segment costs about that.
 LOSS_PENALTY_MS = 1000.0
@@ -204,11 +210,9 @@ def _nearest_first(
 
 def _hash_first(pool: Sequence[str], usable: dict[str, _Leg], key: str) -> tuple[_Leg, PathReason]:
     ring = hash_ring(pool, key)
-    for shield in ring:
-        if shield in usable:
-            reason = PathReason.HASH_OWNER if shield == ring[0] else PathReason.HASH_NEXT
-            return usable[shield], reason
-    raise AssertionError("usable shields are a subset of the pool")  # pragma: no cover
+    shield = min(usable, key=ring.index)  # the usable shield ranked first (usable ⊆ pool)
+    reason = PathReason.HASH_OWNER if shield == ring[0] else PathReason.HASH_NEXT
+    return usable[shield], reason
 
 
 def hash_ring(pool: Iterable[str], key: str) -> tuple[str, ...]:
@@ -246,11 +250,11 @@ def _leg(
     better, by ``detour_margin_ms``, than a measured (or down) direct link.
     """
     report = snapshot.nodes.get(edge)
-    direct = link_cost_ms(report.estimate(node_target(shield))) if report is not None else None
-    if direct is None:
+    direct = None if report is None else link_cost_ms(report.estimate(node_target(shield)))
+    if report is None or direct is None:
         return _Leg(shield=shield, via=None, cost_ms=None)
     tail = link_cost_ms(snapshot.nodes[shield].estimate(origin_target(origin)))
-    via, relay_cost = _best_relay(snapshot, edge, shield, overlay, excluded)
+    via, relay_cost = _best_relay(snapshot, report, edge, shield, overlay, excluded)
     if via is not None and relay_cost + overlay.detour_margin_ms < direct:
         return _Leg(shield=shield, via=via, cost_ms=_sum(relay_cost, tail))
     if math.isinf(direct):
@@ -264,15 +268,16 @@ def _sum(a: float, b: float | None) -> float | None:
 
 def _best_relay(
     snapshot: ClusterSnapshot,
+    report: NodeReport,
     edge: str,
     shield: str,
     overlay: OverlayConfig,
     excluded: frozenset[str],
 ) -> tuple[str | None, float]:
-    """The relay with the cheapest edge→relay→shield (both links healthy), and its cost."""
-    report = snapshot.nodes.get(edge)
-    if report is None:
-        return None, math.inf
+    """The relay with the cheapest edge→relay→shield (both links healthy), and its cost.
+
+    ``report`` is the edge's own report (its estimates are the first links).
+    """
     best: tuple[float, str] | None = None
     for name, relay in snapshot.nodes.items():
         if name in (edge, shield) or name in excluded:

@@ -169,7 +169,6 @@ class NetworkTable:
     """
 
     def __init__(self, networks: Iterable[ClientNetwork]) -> None:
-        self._by_len: dict[int, dict[tuple[int, int], str]] = {4: {}, 6: {}}
         self._prefixes: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
         lengths: dict[int, set[int]] = {4: set(), 6: set()}
         table: dict[tuple[int, int, int], str] = {}

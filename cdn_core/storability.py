@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from cdn_core.cache_control import CacheControl, request_cache_control, response_cache_control
 from cdn_core.cache_key import (
@@ -29,19 +28,13 @@ from cdn_core.cache_key import (
     variant_of,
     vary_fields,
 )
+from cdn_core.cache_options import CacheOptions
 from cdn_core.entry import StoredEntry
-from cdn_core.freshness import (
-    HEURISTICALLY_CACHEABLE,
-    entry_freshness,
-    has_explicit_freshness,
-    remaining_ttl_s,
-)
+from cdn_core.freshness import remaining_ttl_s
 from cdn_core.http import HOP_BY_HOP, Headers, RequestHead, ResponseHead, connection_tokens
 from cdn_core.httpdate import format_http_date, parse_http_date
+from cdn_core.lifetime import HEURISTICALLY_CACHEABLE, has_explicit_freshness
 from cdn_core.response_headers import SURROGATE_KEY_FIELDS, surrogate_keys
-
-if TYPE_CHECKING:
-    from cdn_core.cache_policy import CacheOptions
 
 # Statuses this cache understands well enough to store with explicit freshness (RFC 9111 §3).
 # 206 is never stored: the edge only ever asks upstream for full objects.
@@ -126,7 +119,7 @@ def decide_store(
         surrogate_keys=surrogate_keys(response.headers),
     )
     ttl = remaining_ttl_s(entry, now=response_time, options=options)
-    always_validate = entry_freshness(entry, options=options).cache_control.no_cache
+    always_validate = entry.freshness.cache_control.no_cache
     if (ttl <= 0 or always_validate) and not _reusable_when_stale(entry):
         return DontStore(reason=NoStoreReason.NOT_CACHEABLE, hit_for_miss=True)
     return Store(entry=entry, ttl_s=ttl)

@@ -10,7 +10,9 @@ Theory of operation.
   cache if the log it followed was lost (new epoch) or trimmed past its position, then applies
   every entry after its position. Only then is :attr:`NodeAgent.ready_to_serve_from_cache`
   True; until then the edge bypasses its cache. Afterwards it blocks on the log and applies new
-  entries at once: apply, persist the position, acknowledge.
+  entries at once: apply, persist the position, acknowledge. Every one of these choices (and
+  the ordering below) is a pure decision of :mod:`cdn_core.purge_follow`; the agent does the
+  I/O and executes them.
 - **Ordering.** Shields apply a purge no later than edges: before applying a batch, an edge
   waits (at most ``shield_ack_wait_s``) until every live shield acknowledged its last entry.
   Shields apply in log order, so that ack covers the whole batch. A shield that is not live is
@@ -26,21 +28,42 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from typing import assert_never
 
-from cdn_core.config import Config, Role
+from cdn_core.config import Config
 from cdn_core.purge import PurgeTarget
+from cdn_core.purge_follow import (
+    Apply,
+    CaughtUp,
+    DropReason,
+    Follower,
+    Idle,
+    LogPosition,
+    ReadDecision,
+    decide_catch_up,
+    decide_read,
+    decide_shield_wait,
+    later,
+    resume_position,
+)
 from cdn_core.registry import NodeReport, NodeStats, PeerEstimate
 from controlplane.cancellation import cancel_and_wait, raise_if_cancelling
-from controlplane.position import LogPosition, PositionFile, later
+from controlplane.position import PositionFile
 from controlplane.prober import Prober
-from controlplane.store import LOG_START, ControlStore, LogEntry, StoreUnavailable
+from controlplane.store import ControlStore, LogEntry, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 READ_BATCH = 500
 READ_BLOCK_S = 1.0
+MIN_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 2.0
+
+_DROP_WHY = {
+    DropReason.LOG_LOST: "the purge log was lost",
+    DropReason.LOG_TRIMMED: "the purge log was trimmed past us",
+}
 
 
 def config_version(config: Config) -> str:
@@ -74,23 +97,19 @@ class NodeAgent:
         self._file = PositionFile(state_dir, config.cluster, node_name) if state_dir else None
         self._version = config_version(config)
         self._started_at = clock()
-        self._position: LogPosition | None = None
-        self._synced = False
-        self._ready = False
+        self._follower = Follower(
+            role=self.node.role, shield_ack_wait_s=config.controlplane.shield_ack_wait_s
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def ready_to_serve_from_cache(self) -> bool:
         """False until the agent applied every purge it missed (the edge bypasses its cache)."""
-        return self._ready
-
-    @property
-    def catching_up(self) -> bool:
-        return not self._synced
+        return self._follower.ready
 
     @property
     def position(self) -> LogPosition | None:
-        return self._position
+        return self._follower.position
 
     def estimates(self) -> Mapping[str, PeerEstimate]:
         return self.prober.estimates()
@@ -151,74 +170,75 @@ class NodeAgent:
             raise_if_cancelling()
             await asyncio.sleep(cp.heartbeat_interval_s)
 
-    # -- purge follower ------------------------------------------------------------------------
+    # -- purge follower (the decisions are cdn_core.purge_follow's) -----------------------------
 
     async def _follow_loop(self) -> None:
-        backoff_s = 0.05
+        backoff_s = MIN_BACKOFF_S
         while True:
             try:
-                if not self._synced:
+                if not self._follower.synced:
                     await self._catch_up()
-                assert self._position is not None
-                entries = await self.store.read_purges(
-                    self._position.entry, count=READ_BATCH, block_s=READ_BLOCK_S
-                )
-                if entries:
-                    await self._apply(entries)
-                backoff_s = 0.05
+                await self._read(block_s=READ_BLOCK_S)
+                backoff_s = MIN_BACKOFF_S
                 raise_if_cancelling()
             except StoreUnavailable as exc:
                 raise_if_cancelling()
-                self._synced = False
+                self._follower = self._follower.interrupted()
                 log.warning("%s: purge log unavailable (retrying): %s", self.node.name, exc)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
             except Exception:  # never let the follower die: a dead follower misses purges
                 raise_if_cancelling()
-                self._synced = False
+                self._follower = self._follower.interrupted()
                 log.exception("%s: purge follower failed (retrying)", self.node.name)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
 
     async def _catch_up(self) -> None:
         epoch = await self.store.epoch()
-        position = await self._saved_position(epoch)
-        if position is not None and position.epoch != epoch:
-            log.warning("%s: the purge log was lost; dropping the cache", self.node.name)
+        saved = await self._saved_position(epoch)
+        trimmed = await self.store.trimmed_past(resume_position(saved, epoch=epoch).entry)
+        plan = decide_catch_up(saved, epoch=epoch, trimmed=trimmed)
+        for reason in plan.drop:
+            log.warning("%s: %s; dropping the cache", self.node.name, _DROP_WHY[reason])
+        if plan.drop:
             self._target.drop_all()
-            position = None
-        position = position or LogPosition(epoch, LOG_START)
-        if await self.store.trimmed_past(position.entry):
-            log.warning("%s: the purge log was trimmed past us; dropping the cache", self.node.name)
-            self._target.drop_all()
-        self._position = position
+        self._follower = self._follower.at(plan.start)
         for _ in range(1_000_000):  # bounded: the log holds at most purge_log_maxlen entries
-            entries = await self.store.read_purges(position.entry, count=READ_BATCH)
-            if not entries:
+            if isinstance(await self._read(), CaughtUp):
                 break
-            await self._apply(entries)
-            position = self._position
-        self._synced = True
-        self._ready = True
 
     async def _saved_position(self, epoch: str) -> LogPosition | None:
         in_store = LogPosition.parse(await self.store.load_position(self.node.name))
         in_file = self._file.load() if self._file else None
         return later(in_store, in_file, epoch=epoch)
 
-    async def _apply(self, entries: Sequence[LogEntry]) -> None:
-        assert self._position is not None
-        if self.node.role is Role.EDGE:
-            await self._wait_for_shields(entries)
+    async def _read(self, *, block_s: float | None = None) -> ReadDecision[LogEntry]:
+        position = self._follower.position
+        assert position is not None  # set by _catch_up, which runs first
+        entries = await self.store.read_purges(position.entry, count=READ_BATCH, block_s=block_s)
+        decision = decide_read(self._follower, entries)
+        match decision:
+            case Apply():
+                await self._apply(decision)
+            case CaughtUp():
+                self._follower = self._follower.caught_up()
+            case Idle():
+                pass
+            case unreachable:
+                assert_never(unreachable)
+        return decision
+
+    async def _apply(self, batch: Apply[LogEntry]) -> None:
+        if batch.wait_for is not None:
+            await self._wait_for_shields(batch.wait_for)
         now = self._clock()
-        for entry in entries:
+        for entry in batch.entries:
             self._apply_one(entry, now=now)
-        position = LogPosition(self._position.epoch, entries[-1].position)
         if self._file:
-            self._file.save(position)
-        ids = [e.rule.id for e in entries if e.rule is not None]
-        await self.store.ack(self.node.name, ids, position=str(position))
-        self._position = position
+            self._file.save(batch.position)
+        await self.store.ack(self.node.name, batch.purge_ids, position=str(batch.position))
+        self._follower = self._follower.at(batch.position)
 
     def _apply_one(self, entry: LogEntry, *, now: float) -> None:
         try:
@@ -230,15 +250,11 @@ class NodeAgent:
             log.exception("%s: applying %s failed; dropping the cache", self.node.name, entry)
             self._target.drop_all()
 
-    async def _wait_for_shields(self, entries: Sequence[LogEntry]) -> None:
-        last = next((e.rule for e in reversed(entries) if e.rule is not None), None)
-        wait_s = self.config.controlplane.shield_ack_wait_s
-        if last is None or wait_s <= 0:
-            return
+    async def _wait_for_shields(self, purge_id: str) -> None:
         snapshot = await self.store.snapshot()
-        shields = {n for n, r in snapshot.nodes.items() if r.role is Role.SHIELD}
-        if not shields:
+        wait = decide_shield_wait(purge_id, snapshot, timeout_s=self._follower.shield_ack_wait_s)
+        if wait is None:
             return
-        acked = await self.store.wait_acks(last.id, shields, timeout_s=wait_s)
-        if missing := shields - acked.keys():
-            log.warning("%s: shields %s did not ack %s in time", self.node.name, missing, last.id)
+        acked = await self.store.wait_acks(wait.purge_id, wait.shields, timeout_s=wait.timeout_s)
+        if missing := wait.shields - acked.keys():
+            log.warning("%s: shields %s did not ack %s in time", self.node.name, missing, purge_id)

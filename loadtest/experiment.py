@@ -70,7 +70,6 @@ class Options:
     warmup_s: float
     out: Path
     chaos: bool
-    locust_args: tuple[str, ...] = ()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cdn_core.purge import PurgeKind
+from controlplane.memory_store import MemoryControlStore
 from controlplane.purge_log import issue_purge, new_rule
 from controlplane.redis_server import start_redis_server, wait_for_port
 from controlplane.redis_store import RedisControlStore
@@ -79,6 +80,41 @@ async def test_trimmed_log_drops_the_cache(
     finally:
         await cluster.stop_all()
         await store.close()
+
+
+async def test_lost_log_drops_the_cache_once_then_follows_the_new_log(
+    tmp_path: Path, cluster_name: str
+) -> None:
+    config = make_config(tmp_path, "memory", cluster_name, shields=0, edges=1)
+    old = MemoryControlStore(cluster_name)
+    cluster = Cluster(config, old, {})
+    new = MemoryControlStore(cluster_name)  # the store lost its data: a new epoch, a new log
+    try:
+        await cluster.start_all()
+        cache = cluster.caches["edge-1"]
+        first = new_rule("tag", ["t0"], soft=False)
+        await issue_purge(old, first, maxlen=1000)
+
+        async def applied_first() -> bool:
+            return ("edge-1", first.id) in cache.events
+
+        assert await eventually(applied_first)  # its position (old epoch) is in the state file
+        await cluster.agents["edge-1"].stop()
+        cache.put(HOST, "/cached-before-the-loss")
+        second = new_rule("url", [f"http://{HOST}/a"], soft=False)
+        await issue_purge(new, second, maxlen=1000)
+
+        cluster.store = new
+        await cluster.agent("edge-1", store=new).start()
+        await cluster.wait_ready()
+
+        assert cache.drops == 1
+        assert cache.objects == {}
+        assert cache.events[-1] == ("edge-1", second.id)  # the new log, from its start
+    finally:
+        await cluster.stop_all()
+        await old.close()
+        await new.close()
 
 
 @pytest.fixture

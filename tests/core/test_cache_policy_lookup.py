@@ -4,8 +4,6 @@ stale-while-revalidate (RFC 5861 §3) and soft purge."""
 
 from __future__ import annotations
 
-import math
-
 from hypothesis import given, strategies as st
 
 from cdn_core.cache_key import (
@@ -31,7 +29,6 @@ from cdn_core.cache_policy import (
     select_variant,
 )
 from cdn_core.cache_status import Forward
-from cdn_core.config import CacheConfig
 from cdn_core.entry import StoredEntry
 from cdn_core.http import Headers, RequestHead
 from cdn_core.testing import EPOCH, make_entry, make_request
@@ -320,13 +317,3 @@ class TestLookupOnlyIfCached:
     def test_stale_but_swr_served(self):
         entry = make_entry(headers={"cache-control": "max-age=1, stale-while-revalidate=60"})
         assert isinstance(lookup(self.request, entry, now=EPOCH + 5), ServeStale)
-
-
-class TestCacheOptions:
-    def test_from_config(self):
-        config = CacheConfig(max_object_bytes=123, hit_for_miss_s=7.0, stale_grace_s=3.0)
-        options = CacheOptions.from_config(config)
-        assert options.shared
-        assert (options.max_object_bytes, options.hit_for_miss_s) == (123, 7.0)
-        assert options.stale_grace_s == 3.0
-        assert math.isclose(options.heuristic_fraction, config.heuristic_fraction)

@@ -45,5 +45,4 @@ class TestCacheStatus:
             "miss",
             "request",
             "stale",
-            "partial",
         }

@@ -8,7 +8,24 @@ from typing import Any
 
 import pytest
 
-from cdn_core.config import HostPort, Role, RoutingPolicy, ShieldPolicy, load_config
+from cdn_core.config import (
+    CacheConfig,
+    ClientNetwork,
+    ControlPlaneConfig,
+    DnsConfig,
+    HostPort,
+    LabConfig,
+    NodeConfig,
+    OriginConfig,
+    OverlayConfig,
+    ProbeConfig,
+    ProxyConfig,
+    Role,
+    RoutingPolicy,
+    ShieldPolicy,
+    load_config,
+)
+from cdn_core.config_fields import FieldDefaults
 from cdn_core.errors import ConfigError
 from cdn_core.units import parse_duration, parse_size
 
@@ -63,6 +80,50 @@ def error_of(data: dict[str, Any]) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         load_config(data)
     return info.value
+
+
+class TestDefaults:
+    """Each default is written once, on its dataclass field: what the loaders apply for an
+    absent key is exactly that."""
+
+    def test_absent_keys_take_the_dataclass_defaults(self) -> None:
+        minimal = doc(dns={"zone": "cdn.test", "listen": "127.0.0.1:5353"}, cache={}, lab={})
+        del minimal["origins"][0]["shield_policy"]
+        config = load_config(minimal)
+        assert config.dns == DnsConfig(zone="cdn.test", listen=HostPort("127.0.0.1", 5353))
+        assert config.origins[0] == OriginConfig(
+            name="site", hostnames=("www.cdn.test",), url="http://127.0.0.1:9000"
+        )
+        assert config.nodes[0] == NodeConfig(
+            name="edge-eu-1",
+            role=Role.EDGE,
+            region="eu",
+            listen=HostPort("127.0.1.1", 8080),
+            admin=HostPort("127.0.1.1", 9080),
+            public_address="127.0.1.1",
+        )
+        assert config.client_networks[0] == ClientNetwork(
+            name="eu-users",
+            region="eu",
+            prefixes=(ipaddress.ip_network("127.10.0.0/16"),),
+            probe=HostPort("127.10.0.1", 7000),
+        )
+        assert (config.cache, config.proxy, config.probe) == (
+            CacheConfig(),
+            ProxyConfig(),
+            ProbeConfig(),
+        )
+        assert (config.controlplane, config.overlay, config.lab) == (
+            ControlPlaneConfig(),
+            OverlayConfig(),
+            LabConfig(),
+        )
+
+    def test_field_defaults_name_only_declared_defaults(self) -> None:
+        defaults = FieldDefaults(DnsConfig)
+        assert defaults.ttl_s == 20
+        with pytest.raises(AttributeError, match="zone"):
+            _ = defaults.zone
 
 
 class TestValidConfig:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from cdn_core.config_fields import HostPort, Section, host_port, integer, section
+from cdn_core.config_fields import (
+    HostPort,
+    Section,
+    host_header,
+    host_port,
+    integer,
+    passed_field,
+    section,
+)
 from cdn_core.errors import ConfigError
 
 
@@ -41,3 +49,35 @@ class TestSection:
 
         assert s.need("listen", host_port) == HostPort("127.0.0.1", 53)
         assert s.key("other") == "other"
+
+
+class TestHostHeader:
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("Origin.Example", "origin.example"),
+            ("origin.example:8080", "origin.example:8080"),
+            ("[2001:DB8::1]:443", "[2001:db8::1]:443"),
+        ],
+    )
+    def test_hostnames_and_ip_literals_with_an_optional_port(self, value, expected) -> None:
+        assert host_header(value) == expected
+
+    @pytest.mark.parametrize("bad", ["origin example", "origin.example:http", "a/b", "[::1"])
+    def test_anything_else_is_refused(self, bad) -> None:
+        with pytest.raises(ValueError, match="Host value"):
+            host_header(bad)
+
+
+class TestPassedField:
+    def test_a_token_is_lower_cased(self) -> None:
+        assert passed_field("X-Client-Region") == "x-client-region"
+
+    def test_a_non_token_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="header field name"):
+            passed_field("x client")
+
+    @pytest.mark.parametrize("computed", ["Connection", "x-overlay-route", "content-length"])
+    def test_fields_each_node_computes_cannot_be_passed(self, computed) -> None:
+        with pytest.raises(ValueError, match="computed by each node"):
+            passed_field(computed)

@@ -3,20 +3,15 @@ HTTP-date (RFC 9110 §5.6.7), Expires (§5.3) and CDN-Cache-Control precedence (
 
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import given, strategies as st
 
-from cdn_core.cache_policy import CacheOptions
-from cdn_core.freshness import (
-    EntryFreshness,
-    age_and_ttl,
-    current_age,
-    entry_freshness,
-    freshness_lifetime,
-    has_explicit_freshness,
-    is_fresh,
-    remaining_ttl_s,
-)
+from cdn_core.cache_options import CacheOptions
+from cdn_core.freshness import age_and_ttl, current_age, is_fresh, remaining_ttl_s
+from cdn_core.http import Headers, ResponseHead
 from cdn_core.httpdate import format_http_date, parse_http_date
+from cdn_core.lifetime import freshness_lifetime, has_explicit_freshness, head_freshness
 from cdn_core.testing import EPOCH, FakeClock, make_entry, make_response
 
 OPTIONS = CacheOptions()
@@ -210,35 +205,40 @@ class TestIsFresh:
         assert not is_fresh(entry, now=clock(), options=OPTIONS)
 
 
-class TestEntryFreshness:
-    def test_derived_once_and_kept_on_the_entry(self):
+class TestHeadFreshness:
+    """What a stored head yields is derived once, when the entry is built (cdn_core.lifetime)."""
+
+    def test_derived_when_the_entry_is_built(self):
         entry = make_entry(headers={"cache-control": "max-age=60", "age": "5"})
-        before = entry.memo
-        facts = entry_freshness(entry, options=OPTIONS)
-        assert before is None and entry.memo is facts
-        assert entry_freshness(entry, options=OPTIONS) is facts
-        assert (facts.lifetime_s, facts.initial_age_s, facts.cache_control.max_age) == (60, 5, 60)
+        facts = entry.freshness
+        assert (facts.lifetime_s(OPTIONS), facts.initial_age_s, facts.cache_control.max_age) == (
+            60,
+            5,
+            60,
+        )
 
-    def test_equal_options_reuse_it_and_other_options_recompute_it(self):
+    def test_the_lifetime_follows_the_options(self):
         entry = make_entry(headers={"cache-control": "max-age=60, s-maxage=10"})
-        facts = entry_freshness(entry, options=OPTIONS)
-        assert entry_freshness(entry, options=CacheOptions()) is facts
-        private = entry_freshness(entry, options=CacheOptions(shared=False))
-        assert private.lifetime_s == 60 and facts.lifetime_s == 10
+        assert entry.freshness.lifetime_s(OPTIONS) == 10
+        assert entry.freshness.lifetime_s(CacheOptions(shared=False)) == 60
 
-    def test_copies_start_without_it_and_equality_ignores_it(self):
+    def test_the_heuristic_follows_the_options(self):
+        entry = make_entry(headers={"last-modified": format_http_date(EPOCH - 1000)})
+        assert entry.freshness.lifetime_s(OPTIONS) == 100
+        assert entry.freshness.lifetime_s(CacheOptions(heuristic_fraction=0.5)) == 500
+        assert entry.freshness.lifetime_s(CacheOptions(max_heuristic_s=7)) == 7
+
+    def test_copies_compute_their_own_and_equality_ignores_it(self):
         entry = make_entry(headers={"cache-control": "max-age=60"})
-        entry_freshness(entry, options=OPTIONS)
-        copy = entry.soft_purged(now=EPOCH + 1)
-        assert copy.memo is None
+        assert entry.soft_purged(now=EPOCH + 1).freshness == entry.freshness
+        older = ResponseHead(status=200, headers=entry.response.headers.with_set("age", "50"))
+        assert dataclasses.replace(entry, response=older).freshness.initial_age_s == 50
         assert entry == make_entry(headers={"cache-control": "max-age=60"})
-        assert "memo" not in repr(entry)
+        assert "freshness" not in repr(entry)
 
-    def test_age_is_the_same_with_or_without_it(self):
-        entry = make_entry(headers={"age": "100"}, request_time=EPOCH - 2, response_time=EPOCH)
-        before = current_age(entry, now=EPOCH + 10)
-        assert isinstance(entry_freshness(entry, options=OPTIONS), EntryFreshness)
-        assert current_age(entry, now=EPOCH + 10) == before == 112
+    def test_a_head_never_received_has_no_age(self):
+        head = ResponseHead(status=200, headers=Headers({"age": "30"}))
+        assert head_freshness(head, request_time=None, response_time=None).initial_age_s == 0
 
     def test_age_and_ttl_together(self):
         entry = make_entry(headers={"cache-control": "max-age=60"}, stale_at=EPOCH + 20)

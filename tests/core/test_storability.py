@@ -6,7 +6,7 @@ CDN-Cache-Control (RFC 9213) and surrogate keys."""
 from __future__ import annotations
 
 from cdn_core import cache_policy, storability
-from cdn_core.cache_policy import CacheOptions
+from cdn_core.cache_options import CacheOptions
 from cdn_core.http import Headers, RequestHead, ResponseHead
 from cdn_core.httpdate import format_http_date
 from cdn_core.storability import DontStore, NoStoreReason, Store, StoreDecision, decide_store
