@@ -58,7 +58,6 @@ class LabOptions:
     run_dir: Path
     policy: str | None = None
     shield_policy: str | None = None
-    quiet: bool = False
 
 
 @dataclass(slots=True)
@@ -328,7 +327,3 @@ async def _run_until_stopped(lab: Lab, stop: asyncio.Event) -> None:
         for child in lab.children:
             if child.process.poll() is not None and child.name != "redis":
                 log.warning("%s exited with status %s", child.name, child.process.returncode)
-
-
-def edges_of(config: Config) -> list[str]:
-    return [n.name for n in config.nodes if n.role is Role.EDGE]
