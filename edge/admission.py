@@ -38,10 +38,14 @@ _MAX_KEYS = 4096
 
 def request_head(request: Request, *, host: str, target: str) -> RequestHead:
     """The request as the cache core sees it: fields as received (decoded as UTF-8, which
-    :func:`edge.limits.check_head` guarantees), ``host`` normalised, ``target`` origin-form."""
-    return RequestHead(
-        method=request.method, host=host, target=target, headers=Headers(request.headers.items())
+    :func:`edge.limits.check_head` guarantees), ``host`` normalised, ``target`` origin-form.
+
+    Built from the raw fields, so that the hit path never builds the request's multidict."""
+    fields = Headers(
+        (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
+        for name, value in request.raw_headers
     )
+    return RequestHead(method=request.method, host=host, target=target, headers=fields)
 
 
 class Admission:
@@ -65,11 +69,11 @@ class Admission:
             request.version,
             request.method,
             has_body=request.body_exists,
-            transfer_coding=transfer_coding(request.headers),
+            transfer_coding=transfer_coding(request.raw_headers),
         )
         target = request.raw_path
         if target.startswith("/"):
-            host = request.headers.get("Host", "")
+            host = request.host
         else:
             # RFC 9112 §3.2.2: the target's authority replaces Host.
             host, target = absolute_form(target)

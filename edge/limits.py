@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import logging
 
-from multidict import CIMultiDictProxy
-
 from cdn_core.config import ProxyConfig
 from edge.server import HttpVersion, ServerLimits
 
@@ -149,8 +147,9 @@ def _check_transfer_coding(version: HttpVersion, value: str) -> None:
         )
 
 
-def transfer_coding(headers: CIMultiDictProxy[str]) -> str | None:
+def transfer_coding(raw_headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
     """Every ``Transfer-Encoding`` of a request joined (RFC 9110 §5.3), or None."""
-    if "Transfer-Encoding" not in headers:
+    values = [v for k, v in raw_headers if k.lower() == b"transfer-encoding"]
+    if not values:
         return None
-    return ", ".join(headers.getall("Transfer-Encoding"))
+    return b", ".join(values).decode("latin-1")

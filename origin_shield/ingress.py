@@ -69,7 +69,7 @@ class OverlayGuard:
                 request.version,
                 request.method,
                 has_body=request.body_exists,
-                transfer_coding=transfer_coding(request.headers),
+                transfer_coding=transfer_coding(request.raw_headers),
             )
         except RequestRejected as exc:
             return self._refuse(exc.status, "bad-request", close=exc.close)
