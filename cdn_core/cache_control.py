@@ -1,9 +1,12 @@
 """Cache-Control and CDN-Cache-Control directives (RFC 9111 §5.2, RFC 9213, RFC 5861).
 
-Parsing is tolerant and never raises: unknown directives are ignored, the first occurrence of a
-repeated directive wins (RFC 9111 §4.2.1), and a malformed ``max-age`` / ``s-maxage`` value is
-read as 0 so that the response is treated as stale rather than fresh for longer than the origin
-meant. Malformed values of the other numeric directives are ignored.
+``CDN-Cache-Control`` is parsed strictly, as the Structured Field Dictionary it is (RFC 9213
+§2.1): an invalid one is ignored as a whole (:func:`targeted_cache_control`).
+
+``Cache-Control`` parsing is tolerant and never raises: unknown directives are ignored, the
+first occurrence of a repeated directive wins (RFC 9111 §4.2.1), and a malformed ``max-age`` /
+``s-maxage`` value is read as 0 so that the response is treated as stale rather than fresh for
+longer than the origin meant. Malformed values of the other numeric directives are ignored.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from cdn_core.http import Headers, split_unquoted
+from cdn_core.structured_field import Item, StructuredFieldError, parse_dictionary
 
 # RFC 9111 §1.2.2: delta-seconds larger than this are capped to it.
 MAX_DELTA_SECONDS = 2_147_483_648
@@ -104,7 +108,12 @@ _PRAGMA_NO_CACHE = CacheControl(no_cache=True)
 
 
 def targeted_cache_control(headers: Headers) -> CacheControl | None:
-    """The directives of ``CDN-Cache-Control`` (RFC 9213 §2), or None when absent or empty.
+    """The directives of ``CDN-Cache-Control`` (RFC 9213 §2), or None when absent or unusable.
+
+    The field is a Structured Field Dictionary (RFC 9213 §2.1, RFC 8941): one that fails to
+    parse, or whose delta directives (``max-age``, ``s-maxage``, ``stale-while-revalidate``,
+    ``stale-if-error``) are not non-negative Integers, is ignored as a whole, and so is an
+    empty one; the cache then falls back to ``Cache-Control``.
 
     Args:
         headers: response header fields.
@@ -115,8 +124,47 @@ def targeted_cache_control(headers: Headers) -> CacheControl | None:
     value = headers.get_joined("cdn-cache-control")
     if value is None:
         return None
-    cc, has_directives = _parsed(value)
-    return cc if has_directives else None
+    if len(value) > _MEMO_MAX_CHARS:
+        return _targeted(value)
+    return _targeted_memo(value)
+
+
+_DELTA_DIRECTIVES = ("max-age", "s-maxage", "stale-while-revalidate", "stale-if-error")
+
+
+def _targeted(value: str) -> CacheControl | None:
+    try:
+        members = dict(parse_dictionary(value))
+    except StructuredFieldError:
+        return None
+    if not members:
+        return None
+    deltas: dict[str, int] = {}
+    for name in _DELTA_DIRECTIVES:
+        member = members.get(name)
+        if member is None:
+            continue
+        number = member.value if isinstance(member, Item) else None
+        if type(number) is not int or number < 0:  # a bool is an int to Python, not to SF
+            return None
+        deltas[name] = min(number, MAX_DELTA_SECONDS)
+    return CacheControl(
+        no_store="no-store" in members,
+        no_cache="no-cache" in members,
+        private="private" in members,
+        public="public" in members,
+        max_age=deltas.get("max-age"),
+        s_maxage=deltas.get("s-maxage"),
+        must_revalidate="must-revalidate" in members,
+        proxy_revalidate="proxy-revalidate" in members,
+        immutable="immutable" in members,
+        no_transform="no-transform" in members,
+        stale_while_revalidate=deltas.get("stale-while-revalidate"),
+        stale_if_error=deltas.get("stale-if-error"),
+    )
+
+
+_targeted_memo = functools.lru_cache(maxsize=_MEMO_SIZE)(_targeted)
 
 
 def response_cache_control(headers: Headers) -> CacheControl:

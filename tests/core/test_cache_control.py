@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given, strategies as st
 
 from cdn_core.cache_control import (
@@ -165,3 +166,49 @@ class TestMemoisedParsing:
 
     def test_pragma_without_no_cache(self):
         assert request_cache_control(Headers({"pragma": "x-other"})) == CacheControl()
+
+
+class TestInvalidTargetedField:
+    """RFC 9213 §2.1 and RFC 8941: CDN-Cache-Control is a Structured Field Dictionary; one that
+    fails to parse, or whose delta directive has the wrong type, is ignored as a whole."""
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "max-age=10000, &&&&&",
+            'max-age="10000"',
+            "max-age=10000.0",
+            "max-age=-1",
+            "max-age=?1",
+            "max-age=(10000)",
+            's-maxage=10, stale-if-error="60"',
+        ],
+    )
+    def test_falls_back_to_cache_control(self, value: str) -> None:
+        headers = Headers({"cache-control": "no-store", "cdn-cache-control": value})
+        assert targeted_cache_control(headers) is None
+        assert response_cache_control(headers).no_store
+
+    def test_a_valid_one_still_applies(self) -> None:
+        headers = Headers(
+            {
+                "cache-control": "no-store",
+                "cdn-cache-control": "max-age=600, stale-while-revalidate=30, must-revalidate",
+            }
+        )
+        cc = response_cache_control(headers)
+        assert (cc.no_store, cc.max_age, cc.stale_while_revalidate) == (False, 600, 30)
+        assert cc.must_revalidate
+
+    def test_a_huge_delta_is_capped(self) -> None:
+        headers = Headers({"cdn-cache-control": "max-age=999999999999999"})
+        cc = targeted_cache_control(headers)
+        assert cc is not None and cc.max_age == MAX_DELTA_SECONDS
+
+    def test_an_empty_value_is_ignored(self) -> None:
+        headers = Headers({"cache-control": "max-age=5", "cdn-cache-control": ""})
+        assert targeted_cache_control(headers) is None
+
+    def test_a_long_invalid_value_is_ignored_too(self) -> None:
+        headers = Headers({"cache-control": "max-age=5", "cdn-cache-control": "a, " * 100 + "&"})
+        assert targeted_cache_control(headers) is None

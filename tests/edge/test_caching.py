@@ -305,3 +305,19 @@ async def test_soft_purged_object_is_revalidated(origin: Origin, edge: EdgeUnder
     async with edge.get("/soft") as response:
         assert "fwd=stale" in response.headers["Cache-Status"]
     assert origin.seen[-1].headers["If-None-Match"] == '"s"'
+
+
+async def test_an_invalid_cdn_cache_control_is_ignored(origin: Origin, edge: EdgeUnderTest) -> None:
+    """RFC 9213 §2.1: a CDN-Cache-Control that is not a valid Structured Field Dictionary is
+    ignored as a whole, so Cache-Control: no-store decides (the object is not stored)."""
+    for path, targeted in (("/amp", "max-age=10000, &&&&&"), ("/quoted", 'max-age="10000"')):
+        origin.static(path, b"fresh?", cache_control="no-store", cdn_cache_control=targeted)
+        for _ in range(2):
+            async with edge.get(path) as response:
+                assert response.status == 200
+        assert origin.hits[path] == 2
+    origin.static("/valid", b"kept", cache_control="no-store", cdn_cache_control="max-age=600")
+    for _ in range(2):
+        async with edge.get("/valid") as response:
+            assert await response.read() == b"kept"
+    assert origin.hits["/valid"] == 1
