@@ -6,7 +6,9 @@ logger writes it at ERROR with a traceback. That line may be an ``Authorization`
 field: a client that sends the cluster secret with one bad byte would put the secret in the
 node's log. :class:`ParseErrorRedaction`, installed on ``aiohttp.server`` by
 :func:`install`, rewrites those records to the error's kind without the quoted input and
-without the traceback; :func:`redacted` does the same for the node's own messages.
+without the traceback; :func:`redacted` does the same for the node's own messages. aiohttp
+serves only the admin listener now; the data plane's own server (:mod:`edge.server`) never
+logs a header value.
 """
 
 from __future__ import annotations
