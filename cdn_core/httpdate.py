@@ -1,5 +1,7 @@
 """HTTP-date (RFC 9110 §5.6.7): parse the three accepted formats, generate IMF-fixdate.
 
+Recipients are lenient about case (RFC 9110 §5.6.7): weekday, month and the ``GMT`` zone
+match in any case (``sUN, 06 nOV 1994 08:49:37 gMT``); any other zone or shape is invalid.
 An HTTP-date that cannot be parsed is ``None``: callers decide what that means (an invalid
 ``Expires`` means "already expired", RFC 9111 §5.3; an invalid ``If-Modified-Since`` is ignored).
 """
@@ -19,10 +21,10 @@ _MONTHS = {
 }
 _TIME = r"(?P<h>\d{2}):(?P<mi>\d{2}):(?P<s>\d{2})"
 _IMF_FIXDATE = re.compile(
-    r"[A-Za-z]{3}, (?P<d>\d{2}) (?P<mo>[A-Za-z]{3}) (?P<y>\d{4}) " + _TIME + r" GMT"
+    r"[A-Za-z]{3}, (?P<d>\d{2}) (?P<mo>[A-Za-z]{3}) (?P<y>\d{4}) " + _TIME + r" (?i:GMT)"
 )
 _RFC850 = re.compile(
-    r"[A-Za-z]{6,9}, (?P<d>\d{2})-(?P<mo>[A-Za-z]{3})-(?P<y>\d{2}) " + _TIME + r" GMT"
+    r"[A-Za-z]{6,9}, (?P<d>\d{2})-(?P<mo>[A-Za-z]{3})-(?P<y>\d{2}) " + _TIME + r" (?i:GMT)"
 )
 _ASCTIME = re.compile(r"[A-Za-z]{3} (?P<mo>[A-Za-z]{3}) (?P<d>[ \d]\d) " + _TIME + r" (?P<y>\d{4})")
 # Parsed dates are memoised (a stored head's Date is read on every hit); longer values (invalid

@@ -44,6 +44,20 @@ class TestHttpDate:
             "Fri, 06 Nov 2026 08:49:37 GMT"
         )
 
+    def test_any_case_of_weekday_month_and_zone(self):
+        """RFC 9110 §5.6.7: recipients parse dates leniently."""
+        for value in (
+            "sun, 06 nov 1994 08:49:37 gmt",
+            "SUN, 06 NOV 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 gMT",
+            "sunday, 06-NOV-94 08:49:37 Gmt",
+        ):
+            assert parse_http_date(value) == 784111777.0, value
+
+    def test_another_zone_is_invalid(self):
+        for value in ("Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37 +0000"):
+            assert parse_http_date(value) is None
+
     def test_round_trip(self):
         assert parse_http_date(format_http_date(EPOCH)) == EPOCH
         assert format_http_date(784111777.0) == "Sun, 06 Nov 1994 08:49:37 GMT"
@@ -98,6 +112,12 @@ class TestExplicitLifetime:
 
     def test_invalid_expires_means_already_expired(self):
         assert lifetime(date=format_http_date(EPOCH), expires="0") == 0
+        bad_zone = format_http_date(EPOCH + 500).replace("GMT", "PST")
+        assert lifetime(date=format_http_date(EPOCH), expires=bad_zone) == 0
+
+    def test_expires_in_another_case_still_counts(self):
+        expires = format_http_date(EPOCH + 500).lower()  # "sun, ... gmt"
+        assert lifetime(date=format_http_date(EPOCH), expires=expires) == 500
 
     def test_expires_uses_receipt_time_without_date(self):
         assert lifetime(expires=format_http_date(EPOCH + 30), received_at=EPOCH) == 30
