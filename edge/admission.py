@@ -1,12 +1,13 @@
 """Admission: a server request becomes an :class:`~edge.exchange.Exchange`, or is refused.
 
 :meth:`Admission.admit` applies the message rules of :mod:`edge.limits` (header bytes, UTF-8,
-version, method, framing, body size), finds the configured origin of the request's host
-(absolute-form targets give their authority, RFC 9112 §3.2.2; 400 without a host, 421 for a
-host no origin serves) and, on an edge, drops the user's ``X-Overlay-*`` fields and refuses a
-request that already crossed this CDN (508, RFC 8586). :func:`request_head` is the one
-conversion from a server request to a :class:`RequestHead`, which the shield's ingress uses
-too. Host lookups and cache keys are memoised, bounded: a hit does not redo them.
+method, a body on GET or HEAD; framing, versions and body sizes are the server's), finds the
+configured origin of the request's host (absolute-form targets give their authority, RFC 9112
+§3.2.2; 400 without a host, 421 for a host no origin serves) and, on an edge, drops the user's
+``X-Overlay-*`` fields and refuses a request that already crossed this CDN (508, RFC 8586).
+:func:`request_head` is the one conversion from a server request to a :class:`RequestHead`,
+which the shield's ingress uses too. Host lookups and cache keys are memoised, bounded: a hit
+does not redo them.
 """
 
 from __future__ import annotations
@@ -20,13 +21,7 @@ from cdn_core.config import Config, OriginConfig
 from cdn_core.hop import OVERLAY_PREFIX, HopRefused, check_client_loop
 from cdn_core.http import Headers, RequestHead
 from edge.exchange import Exchange
-from edge.limits import (
-    RequestRejected,
-    check_body_size,
-    check_head,
-    check_message,
-    transfer_coding,
-)
+from edge.limits import RequestRejected, check_head, check_message
 from edge.server import Request
 from overlay.upstream import Upstream
 
@@ -65,12 +60,7 @@ class Admission:
     def admit(self, request: Request) -> Exchange:
         """The exchange of ``request``; raises :class:`RequestRejected` with the answer."""
         check_head(request.raw_headers, self._proxy)
-        check_message(
-            request.version,
-            request.method,
-            has_body=request.body_exists,
-            transfer_coding=transfer_coding(request.raw_headers),
-        )
+        check_message(request.method, has_body=request.body_exists)
         target = request.raw_path
         if target.startswith("/"):
             host = request.host
@@ -81,7 +71,6 @@ class Admission:
         if site is None:
             site = self._site(host)
         name, origin = site
-        check_body_size(request.content_length, self._proxy)
         head = request_head(request, host=name, target=target)
         if self._from_users:
             head = self._user_head(head)

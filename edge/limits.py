@@ -7,9 +7,8 @@ or repeated ``Content-Length`` / ``Transfer-Encoding``, unknown codings, version
 ``[proxy]``, and writes every status line as ``HTTP/1.1`` (RFC 9110 §6.2). The handler then
 checks what is policy rather than framing (:func:`check_head`, :func:`check_message`):
 the total header bytes (``proxy.max_header_bytes``), field values that are not UTF-8 (refused,
-so that what is forwarded is byte-exact), the HTTP version (505 unless 1.x), TRACE and CONNECT
-(405), a body on GET or HEAD (400: see below) and the request body size
-(``proxy.max_request_body_bytes``).
+so that what is forwarded is byte-exact), TRACE and CONNECT (405) and a body on GET or HEAD
+(400: see below). Versions, transfer codings and body sizes are the server's alone.
 
 A GET or HEAD with a body is refused, not forwarded: a body has no defined meaning on them
 (RFC 9110 §9.3.1), caches key them without it, and a node that dropped the body but kept its
@@ -21,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from cdn_core.config import ProxyConfig
-from edge.server import HttpVersion, ServerLimits
+from edge.server import ServerLimits
 
 log = logging.getLogger(__name__)
 
@@ -95,21 +94,9 @@ def _check_utf8(name: bytes, value: bytes) -> None:
         ) from None
 
 
-def check_message(
-    version: HttpVersion, method: str, *, has_body: bool, transfer_coding: str | None = None
-) -> None:
-    """Reject what this node does not serve: HTTP other than 1.x (505), a transfer coding
-    other than ``chunked`` (501) or any on HTTP/1.0 (400), TRACE and CONNECT (405), and GET or
-    HEAD with a body (400, see the module docstring).
-
-    ``transfer_coding`` is the request's ``Transfer-Encoding``, all fields joined.
-    """
-    if version.major != 1:
-        raise RequestRejected(
-            505, f"HTTP/{version.major}.{version.minor} is not supported here; use HTTP/1.1"
-        )
-    if transfer_coding is not None:
-        _check_transfer_coding(version, transfer_coding)
+def check_message(method: str, *, has_body: bool) -> None:
+    """Reject what this node does not serve: TRACE and CONNECT (405), and GET or HEAD with a
+    body (400, see the module docstring)."""
     if method in REFUSED_METHODS:
         raise RequestRejected(
             405,
@@ -120,36 +107,3 @@ def check_message(
         raise RequestRejected(
             400, f"a {method} request must not have a body (RFC 9110 §9.3)", close=True
         )
-
-
-def check_body_size(content_length: int | None, proxy: ProxyConfig) -> None:
-    """Reject a request whose declared body is larger than ``proxy.max_request_body_bytes``."""
-    if content_length is not None and content_length > proxy.max_request_body_bytes:
-        raise RequestRejected(
-            413,
-            f"request body of {content_length} bytes is over the limit of "
-            f"{proxy.max_request_body_bytes}",
-        )
-
-
-def _check_transfer_coding(version: HttpVersion, value: str) -> None:
-    if version.minor == 0:
-        # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing is faulty.
-        raise RequestRejected(
-            400, "Transfer-Encoding is not defined in HTTP/1.0 (RFC 9112 §6.1)", close=True
-        )
-    codings = [c.strip().lower() for c in value.split(",") if c.strip()]  # RFC 9110 §5.6.1
-    if codings != ["chunked"]:
-        # RFC 9112 §6.1: a coding the server does not understand is 501. Only chunked is
-        # decoded here; forwarding "gzip, chunked" as plain chunked would change the body.
-        raise RequestRejected(
-            501, "only the chunked transfer coding is supported on requests", close=True
-        )
-
-
-def transfer_coding(raw_headers: tuple[tuple[bytes, bytes], ...]) -> str | None:
-    """Every ``Transfer-Encoding`` of a request joined (RFC 9110 §5.3), or None."""
-    values = [v for k, v in raw_headers if k.lower() == b"transfer-encoding"]
-    if not values:
-        return None
-    return b", ".join(values).decode("latin-1")

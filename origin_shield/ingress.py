@@ -4,7 +4,7 @@
 caching engine. For each request it:
 
 0. applies an edge's message rules (:mod:`edge.limits`: a GET or HEAD with a body, TRACE,
-   a field that is not UTF-8...): 400, 405 or 505;
+   a field that is not UTF-8...): 400 or 405;
 1. refuses a loop (this node already in ``CDN-Loop``) or a request past the hop limit: 508;
 2. refuses anything without a valid authentication tag (which covers the method, Host, target
    and every end-to-end field, :mod:`cdn_core.overlay_auth`), or whose route does not name
@@ -31,7 +31,7 @@ from cdn_core.http import FRAMING_FIELDS, RequestHead, strip_hop_by_hop
 from cdn_core.overlay_auth import Invalid, verify
 from edge.admission import request_head
 from edge.forward import relay
-from edge.limits import RequestRejected, check_head, check_message, transfer_coding
+from edge.limits import RequestRejected, check_head, check_message
 from edge.miss import Answer
 from edge.server import Handler, Request, Response
 from overlay.peers import OVERLAY_ERROR_HEADER, PeerClient
@@ -65,12 +65,7 @@ class OverlayGuard:
         try:
             # The same message rules as an edge's (edge.limits), before anything is relayed.
             check_head(request.raw_headers, self.config.proxy)
-            check_message(
-                request.version,
-                request.method,
-                has_body=request.body_exists,
-                transfer_coding=transfer_coding(request.raw_headers),
-            )
+            check_message(request.method, has_body=request.body_exists)
         except RequestRejected as exc:
             return self._refuse(exc.status, "bad-request", close=exc.close)
         head = head_of(request)
