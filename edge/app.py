@@ -37,7 +37,7 @@ from edge.coalesce import Coalescer
 from edge.handler import EdgeHandler
 from edge.limits import server_limits
 from edge.metrics import EdgeMetrics, RateMeter
-from edge.server import Handler, HttpServer, Prebuilt, Request, Response, start_server
+from edge.server import Answer, Handler, HttpServer, Request, start_server
 from edge.store import CacheStore
 from overlay.upstream import Upstream
 
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Routes = Callable[[], Mapping[str, RouteChoice]]
-Answer = Response | Prebuilt | None
 # A guard sees each data-plane request before the handler: it answers it itself, or calls on.
 Guard = Callable[[Request, Handler], Awaitable[Answer]]
 DRAIN_S = 10.0  # how long a stopping node lets responses in progress finish

@@ -33,12 +33,12 @@ from edge.coalesce import Coalescer
 from edge.exchange import Exchange
 from edge.limits import RequestRejected
 from edge.metrics import EdgeMetrics, Outcome, RateMeter
-from edge.miss import Answer, MissPath
+from edge.miss import MissPath
 from edge.parts import Parts
 from edge.passthrough import PassThrough
 from edge.refresh import Refresher
 from edge.sending import Sender
-from edge.server import Request
+from edge.server import Answer, Request
 from edge.store import CacheStore
 from overlay.upstream import Timeouts, Upstream
 

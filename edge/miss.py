@@ -40,8 +40,7 @@ from edge.exchange import Exchange
 from edge.forward import declared_length, read_all, relay
 from edge.metrics import Outcome
 from edge.parts import Parts
-from edge.respond import ServerResponse
-from edge.server import Response
+from edge.server import Answer, Response
 from overlay.upstream import UpstreamResponse
 
 
@@ -55,7 +54,6 @@ class PassOn:
 
 
 # What a flight produces: an answer (None: already streamed to the client) or a PassOn.
-Answer = ServerResponse | None
 Fetched = Answer | PassOn
 
 

@@ -19,8 +19,9 @@ from cdn_core.http import ResponseHead
 from edge.exchange import Exchange
 from edge.forward import BodyFailed, buffered_body, request_body
 from edge.limits import RequestRejected
-from edge.miss import Answer, MissPath, PassOn
+from edge.miss import MissPath, PassOn
 from edge.parts import Parts
+from edge.server import Answer
 from overlay.upstream import RequestBody
 
 BUFFER_BYTES = 1024 * 1024

@@ -32,8 +32,7 @@ from cdn_core.overlay_auth import Invalid, verify
 from edge.admission import request_head
 from edge.forward import relay
 from edge.limits import RequestRejected, check_head, check_message
-from edge.miss import Answer
-from edge.server import Handler, Request, Response
+from edge.server import Answer, Handler, Request, Response
 from overlay.peers import OVERLAY_ERROR_HEADER, PeerClient
 from overlay.upstream import StreamBody, Timeouts
 

@@ -11,7 +11,7 @@ from edge.server.connections import ConnectionStats as ConnectionStats
 from edge.server.flow import ClientDisconnected as ClientDisconnected
 from edge.server.framing import Refusal as Refusal
 from edge.server.limits import ServerLimits as ServerLimits
-from edge.server.protocol import Handler as Handler
+from edge.server.protocol import Answer as Answer, Handler as Handler
 from edge.server.request import (
     BodyError as BodyError,
     BodyStream as BodyStream,
@@ -28,6 +28,7 @@ from edge.server.writer import (
 )
 
 __all__ = [
+    "Answer",
     "BodyError",
     "BodyStream",
     "ClientDisconnected",

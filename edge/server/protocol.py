@@ -68,7 +68,9 @@ from edge.server.writer import CONTINUE, Prebuilt, Response, ResponseWriter
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Request], Awaitable[Response | Prebuilt | None]]
+# What a handler returns: a response for the server to write, or None when it streamed one.
+Answer = Response | Prebuilt | None
+Handler = Callable[[Request], Awaitable[Answer]]
 
 _PAUSED_PIPELINE = 1
 _PAUSED_BODY = 2

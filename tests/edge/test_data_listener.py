@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from cdn_core.testing import FakeClock
-from edge.app import Answer, Node
-from edge.server import Handler, Request, Response
+from edge.app import Node
+from edge.server import Answer, Handler, Request, Response
 from tests.edge.conftest import EdgeUnderTest, Origin, engine, make_config
 from tests.edge.test_bad_input import raw_exchange
 
